@@ -1,0 +1,49 @@
+"""Append a dated, reproducible section to ``bench/RESULTS.md``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def machine() -> str:
+    """One line naming the machine: CPU model, cores, and the GPU when torch sees one."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    try:
+        import torch
+
+        text += f", torch {torch.__version__}, threads {torch.get_num_threads()}"
+        if torch.cuda.is_available():
+            text += f", GPU {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return text
+
+
+def append(title: str, body: str, command: str | None = None) -> None:
+    """Append ``body`` (markdown) under a heading with date, machine and the command that made it."""
+    command = command or "python -m " + " ".join(shlex.quote(a) for a in [_module(), *sys.argv[1:]])
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = (f"\n## {title}\n\n- date: {stamp}\n- machine: {machine()}\n- command: `{command}`\n\n"
+               f"{body.rstrip()}\n")
+    with RESULTS.open("a") as f:
+        f.write(section)
+    print(section)
+
+
+def _module() -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return spec.name if spec is not None else Path(sys.argv[0]).stem

@@ -1,0 +1,1 @@
+"""drivecodec pipeline: CLI, datasets, the closed-loop video coder, evaluation and reports."""

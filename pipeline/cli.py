@@ -1,0 +1,111 @@
+"""``python -m pipeline COMMAND [positional ...] [hydra overrides]``.
+
+Hydra has no subcommands, so the command word and positional paths are taken off the argument list
+here; the rest goes to ``@hydra.main`` unchanged, so ``--cfg job``, ``hydra.run.dir=...`` and
+``-m`` sweeps behave as in any Hydra app.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO_DIR / "conf"
+# `${repo:data/sample}` in configs: paths inside the project, whatever the working directory.
+OmegaConf.register_new_resolver("repo", lambda rel="": str(REPO_DIR / rel), replace=True)
+
+# name -> (module, issue that delivers it, one-line help)
+COMMANDS: dict[str, tuple[str, int, str]] = {
+    "run": ("pipeline.commands.run", 5, "code sequences with motion-compensated RNN residuals (main job)"),
+    "preprocess": ("pipeline.commands.preprocess", 7, "code a whole dataset, resumable, local pool or Ray"),
+    "evaluate": ("pipeline.commands.evaluate", 6, "flow-quality report against JPEG, WebP, x264, x265, AV1"),
+    "train": ("pipeline.commands.train", 4, "train the RNN codec (L1, MS-SSIM, flow-consistency losses)"),
+    "encode": ("pipeline.commands.encode", 4, "encode one image: encode IN.png OUT.bin"),
+    "decode": ("pipeline.commands.decode", 4, "decode an image or sequence bitstream: decode IN.bin OUT"),
+    "flow": ("pipeline.commands.flow", 3, "optical flow of a frame pair: flow FRAME1 FRAME2 OUT.flo"),
+}
+
+# Hydra flags that consume the next argument.
+_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                "--config-dir", "-cd", "--experimental-rerun"}
+_INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+class UserError(Exception):
+    """Bad input or configuration: printed as one line, exit code 2, no traceback."""
+
+
+def usage() -> str:
+    lines = ["usage: python -m pipeline COMMAND [ARGS ...] [key=value ...]", "", "commands:"]
+    width = max(map(len, COMMANDS))
+    lines += [f"  {name:<{width}}  {helptext}" for name, (_, _, helptext) in COMMANDS.items()]
+    lines += ["", "Options are Hydra overrides, e.g. `dataset=cityscapes dataset.root=DIR`;",
+              "`python -m pipeline COMMAND --cfg job` prints the composed config."]
+    return "\n".join(lines)
+
+
+def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate positional paths from Hydra's flags and ``key=value`` overrides."""
+    positional: list[str] = []
+    hydra_args: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _VALUE_FLAGS and i + 1 < len(argv):
+            hydra_args += argv[i : i + 2]
+            i += 2
+            continue
+        if arg in {"--info", "-i"} and i + 1 < len(argv) and argv[i + 1] in _INFO_TOPICS:
+            hydra_args += argv[i : i + 2]
+            i += 2
+            continue
+        (hydra_args if arg.startswith("-") or "=" in arg else positional).append(arg)
+        i += 1
+    return positional, hydra_args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name, issue, _ = COMMANDS[command]
+    if importlib.util.find_spec(module_name) is None:
+        print(f"`{command}` is not available yet: it is delivered by issue #{issue}.", file=sys.stderr)
+        return 2
+    if not CONF_DIR.is_dir():
+        print(f"config directory {CONF_DIR} is missing: install the project with `pip install -e .`",
+              file=sys.stderr)
+        return 2
+    module = importlib.import_module(module_name)
+    positional, hydra_args = split_args(rest)
+    result = {"rc": 0}
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+    def entry(cfg: DictConfig) -> None:
+        try:
+            result["rc"] = int(module.main(cfg, positional) or 0)
+        except (UserError, ValueError, OSError) as err:
+            if os.environ.get("DRIVECODEC_DEBUG"):
+                raise
+            print(f"drivecodec {command}: error: {err}", file=sys.stderr)
+            result["rc"] = 2
+
+    saved = sys.argv
+    sys.argv = [f"pipeline {command}", *hydra_args, f"command={command}"]
+    try:
+        entry()
+    finally:
+        sys.argv = saved
+    return result["rc"]
