@@ -1,0 +1,58 @@
+"""Report figures as PNG bytes (matplotlib's Agg canvas, no pyplot state, so it runs headless)."""
+
+from __future__ import annotations
+
+import io
+import math
+
+from matplotlib.figure import Figure
+
+LABELS = {"psnr": "PSNR RGB (dB)", "msssim": "MS-SSIM", "flow_consistency": "flow consistency (lower is better)",
+          "temporal_warping_error": "temporal warping error (lower is better)"}
+
+
+def rd_curve(curves: dict[str, list[dict]], metric: str, floor: list[dict] | None = None) -> bytes:
+    """bpp (log axis) vs ``metric`` with one line per codec; dashed lines mark noise-floor values."""
+    fig = Figure(figsize=(6.4, 4.2), dpi=100)
+    ax = fig.add_subplot()
+    for codec, points in curves.items():
+        pts = sorted((p["bpp"], p.get(metric, math.nan)) for p in points)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=codec)
+    _floor_lines(ax, floor, metric)
+    ax.set_xscale("log")
+    ax.set_xlabel("bits per pixel")
+    ax.set_ylabel(LABELS.get(metric, metric))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def per_iteration(curves: dict[str, list[dict]], metric: str = "flow_consistency",
+                  floor: list[dict] | None = None) -> bytes:
+    """``metric`` against the iteration count, one line per codec swept over iterations."""
+    fig = Figure(figsize=(6.4, 4.2), dpi=100)
+    ax = fig.add_subplot()
+    for codec, points in curves.items():
+        ax.plot([p["point"] for p in points], [p.get(metric, math.nan) for p in points], marker="o", label=codec)
+    _floor_lines(ax, floor, metric)
+    ax.set_xlabel("iterations")
+    ax.set_ylabel(LABELS.get(metric, metric))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _floor_lines(ax, floor: list[dict] | None, metric: str) -> None:
+    for row in floor or []:
+        value = row.get(metric, math.nan)
+        if math.isfinite(value):
+            ax.axhline(value, linestyle="--", linewidth=0.8, color="grey")
+            ax.annotate(row["variant"], (0.01, value), xycoords=("axes fraction", "data"), fontsize=7,
+                        color="grey", va="bottom")
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

@@ -1,0 +1,148 @@
+import csv
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_eval_codecs import moving_frames
+
+from pipeline.evaluation.codecs import CodedSequence
+from pipeline.evaluation.flow_scores import FlowConsistency, PictureFlow, TemporalWarpingError
+from pipeline.evaluation.image_codecs import OpenCVImageCodec
+from pipeline.evaluation.report import write_report
+from pipeline.evaluation.sweep import evaluate_codecs
+from pipeline.evaluation.video_codecs import PyAVCodec
+
+FLOW = {"method": "dis", "preset": "fast", "scale": 1.0, "mask": "fb"}
+HEIGHT, WIDTH = 176, 224  # the smaller side is over 160 px, so MS-SSIM is defined
+
+
+class IterationJPEG:
+    """A stand-in for a codec swept over iteration counts: JPEG at quality 20 * iterations."""
+
+    name, point_name, intra = "jpeg_iter", "iterations", True
+
+    def __init__(self) -> None:
+        self.jpeg = OpenCVImageCodec("jpeg_iter", "jpeg", [20, 40, 60, 80])
+
+    def points(self) -> list[int]:
+        return [1, 2, 3, 4]
+
+    def code(self, frames: list[np.ndarray], point: int) -> CodedSequence:
+        return self.jpeg.code(frames, 20 * point)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict[str, Path]:
+    sequences = [("a", moving_frames(6, HEIGHT, WIDTH, seed=0)), ("b", moving_frames(6, HEIGHT, WIDTH, seed=1))]
+    codecs = [OpenCVImageCodec("jpeg", "jpeg", [15, 40, 70, 90]), IterationJPEG(),
+              PyAVCodec("x264", "libx264", [18, 26, 34, 42], gop=30)]
+    metrics = {"flow_consistency": FlowConsistency(FLOW), "temporal_warping_error": TemporalWarpingError(FLOW)}
+    evaluation = evaluate_codecs(sequences, codecs, metrics, PictureFlow(FLOW), crop=(128, 96), progress=False)
+    return write_report(evaluation, tmp_path_factory.mktemp("report"), reference="x264", intra_reference="jpeg",
+                        config_yaml="eval:\n  reference: x264\n")
+
+
+def test_results_json_schema(report):
+    doc = json.loads(report["json"].read_text())
+    assert set(doc["curves"]) == {"jpeg", "jpeg_iter", "x264"}
+    for points in doc["curves"].values():
+        assert len(points) == 4
+        for p in points:
+            for key in ("point", "bpp", "psnr", "msssim", "flow_consistency", "temporal_warping_error",
+                        "encode_s_per_frame", "decode_s_per_frame"):
+                assert isinstance(p[key], int | float), (key, p)
+            assert p["frames"] == 12 and p["sequences"] == 2
+    assert doc["bd_rate_reference"] == "x264"
+    for metric in ("psnr", "msssim", "flow_consistency"):
+        assert set(doc["bd_rate"][metric]) == {"jpeg", "jpeg_iter", "x264"}
+        assert doc["bd_rate"][metric]["x264"] == pytest.approx(0.0, abs=1e-9)
+        # JPEG at qualities 20..80 is a resampled version of the same curve as JPEG 15..90.
+        assert abs(doc["bd_rate_intra"][metric]["jpeg_iter"]) < 15
+    assert [r["variant"] for r in doc["noise_floor"]] == ["lossless copy", "+-1 LSB noise", "JPEG q100"]
+    assert doc["noise_floor"][0]["flow_consistency"] == 0.0
+    assert [p["point"] for p in doc["iterations"]["jpeg_iter"]] == [1, 2, 3, 4]
+    assert doc["flow_floor"] == max(r["flow_consistency"] for r in doc["noise_floor"])
+    right = doc["flow_right_at"]["jpeg_iter"]
+    assert right is None or doc["curves"]["jpeg_iter"][right - 1]["flow_consistency"] <= doc["flow_floor"]
+    assert len(doc["per_sequence"]) == 2 * 12
+
+
+def test_csv_has_a_row_per_point_and_noise_floor(report):
+    rows = list(csv.DictReader(report["csv"].open()))
+    assert len(rows) == 12 + 3
+    assert float(rows[0]["bpp"]) > 0 and rows[-1]["codec"] == "noise floor: JPEG q100"
+
+
+def test_html_is_self_contained(report):
+    text = report["html"].read_text()
+    sources = re.findall(r'src="([^"]*)"', text)
+    assert len(sources) > 10 and all(s.startswith("data:image/png;base64,") for s in sources)
+    for heading in ("Rate-distortion curves", "BD-rate", "At which iteration", "Noise floor", "Timing", "Pictures",
+                    "Configuration"):
+        assert heading in text
+    assert "reference: x264" in text
+    assert not list(report["html"].parent.glob(".*.tmp"))
+
+
+_CHECK = """<script>window.addEventListener("load", function () {
+  var imgs = Array.from(document.images);
+  document.body.setAttribute("data-images", imgs.length);
+  document.body.setAttribute("data-loaded", imgs.filter(i => i.complete && i.naturalWidth > 0).length);
+});</script>"""
+
+
+def _rendered_image_counts(html_file: Path, chromium: str) -> tuple[int, int]:
+    """Load ``html_file`` in headless Chromium; (images, images decoded with a size) from the live DOM."""
+    probe = html_file.with_name("probe_" + html_file.name)
+    probe.write_text(html_file.read_text().replace("</body>", _CHECK + "</body>"))
+    out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                          "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    body = re.search(r'<body data-images="(\d+)" data-loaded="(\d+)"', out.stdout)
+    assert body, f"chromium did not run the probe (rc {out.returncode}): {out.stderr[-500:]}"
+    return int(body[1]), int(body[2])
+
+
+def test_report_renders_in_headless_chromium_with_every_image(report, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium; .ci/run installs it)")
+    images, loaded = _rendered_image_counts(report["html"], chromium)
+    assert images > 10 and loaded == images
+    # The probe can fail: a report with one corrupt picture is caught.
+    broken = tmp_path / "broken.html"
+    broken.write_text(report["html"].read_text().replace("base64,iVBOR", "base64,AAAA", 1))
+    images, loaded = _rendered_image_counts(broken, chromium)
+    assert loaded == images - 1
+
+
+def test_evaluate_command_end_to_end(tmp_path):
+    for seq in ("s1", "s2"):
+        (tmp_path / "data" / seq).mkdir(parents=True)
+        for i, frame in enumerate(moving_frames(5, HEIGHT, WIDTH, seed=len(seq) + int(seq[1]))):
+            cv2.imwrite(str(tmp_path / "data" / seq / f"f{i:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "evaluate", "dataset=folder", f"dataset.root={tmp_path / 'data'}",
+         "eval.compare=[jpeg,x264]", "eval.codecs.jpeg.qualities=[20,60,90]", "eval.codecs.x264.crfs=[22,30,38]",
+         "eval.max_frames=4", f"hydra.run.dir={out}"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((out / "results.json").read_text())
+    assert [p["point"] for p in doc["curves"]["x264"]] == [38, 30, 22]
+    assert doc["curves"]["jpeg"][0]["frames"] == 8
+    assert "report.html" in proc.stdout and (out / "report.html").stat().st_size > 10_000
+    assert "flow:\n" in (out / "report.html").read_text()  # the composed config is embedded
+
+
+@pytest.mark.parametrize(("compare", "message"), [("[x264,nope]", "eval.compare names 'nope'"),
+                                                  ("[jpeg]", "eval.reference=x264 is not among")])
+def test_evaluate_command_rejects_bad_codec_lists(tmp_path, compare, message):
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "evaluate", f"eval.compare={compare}",
+                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
