@@ -1,0 +1,75 @@
+"""Motion-compensated prediction of a frame from a reference and block vectors (``cv2.remap``).
+
+Block (i, j) of the prediction is the reference sampled at x + mv[i, j] with bilinear sub-pel
+interpolation and replicated borders. With OBMC (overlapped block motion compensation) every pixel
+instead blends the predictions of the 2x2 block centres nearest to it with bilinear weights, so the
+prediction, and thus the residual, has no block edges.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import cv2
+import numpy as np
+
+
+def _check(ref: np.ndarray, mv: np.ndarray, block: int, frame_shape: tuple[int, int] | None) -> tuple[int, int]:
+    if ref.dtype != np.uint8 or ref.ndim not in (2, 3):
+        raise ValueError(f"reference frame: expected uint8 (H, W, 3) or (H, W), got {ref.dtype} {ref.shape}")
+    h, w = frame_shape or ref.shape[:2]
+    expected = (-(-h // block), -(-w // block), 2)
+    if mv.shape != expected:
+        raise ValueError(f"motion vectors have shape {mv.shape}, expected {expected} for a {w}x{h} frame "
+                         f"and block {block}")
+    if not np.isfinite(mv).all():
+        raise ValueError("motion vectors contain NaN or infinite values")
+    return h, w
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(h: int, w: int) -> np.ndarray:
+    return np.dstack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
+
+
+@functools.lru_cache(maxsize=8)
+def _obmc_weights(h: int, w: int, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-pixel weights of the lower/right block centre, (h, w) float32, and their complements."""
+    # Pixel y lies between the centres of block rows c-1 and c, c = floor((y + B/2) / B); the weight of
+    # row c grows linearly from 0 at the centre of row c-1 to 1 at its own centre.
+    wy = ((np.arange(h) + block // 2) % block + 0.5) / block
+    wx = ((np.arange(w) + block // 2) % block + 0.5) / block
+    wy_map = np.ascontiguousarray(np.broadcast_to(wy[:, None], (h, w)), dtype=np.float32)
+    wx_map = np.ascontiguousarray(np.broadcast_to(wx[None, :], (h, w)), dtype=np.float32)
+    return wy_map, 1 - wy_map, wx_map, 1 - wx_map
+
+
+def compensate(ref: np.ndarray, mv: np.ndarray, block: int, obmc: bool = False) -> np.ndarray:
+    """Predict the current frame from ``ref`` and its backward block vectors.
+
+    ref: uint8 (H, W, 3) (or (H, W)), the reference (for coding: the previous decoded frame).
+    mv: (ceil(H/B), ceil(W/B), 2) float32 vectors (dx, dy) in pixels; block (i, j) is predicted from
+    the reference at (x + dx, y + dy). Returns a uint8 prediction of ref's shape.
+    """
+    h, w = _check(ref, np.asarray(mv), block, None)
+    mv = np.asarray(mv, np.float32)
+    nby, nbx = mv.shape[:2]
+    if not obmc:
+        up = cv2.resize(mv, (nbx * block, nby * block), interpolation=cv2.INTER_NEAREST)[:h, :w]
+        return cv2.remap(ref, cv2.add(_grid(h, w), up), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # The 2x2 block centres around each pixel: replicate the field by one block on each side and take
+    # the four one-block-shifted copies, nearest-upsampled, with a half-block offset.
+    padded = np.pad(mv, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    half = block // 2
+    preds = []
+    for a in (0, 1):
+        for b in (0, 1):
+            corner = np.ascontiguousarray(padded[a : a + nby + 1, b : b + nbx + 1])
+            up = cv2.resize(corner, ((nbx + 1) * block, (nby + 1) * block), interpolation=cv2.INTER_NEAREST)
+            field = np.ascontiguousarray(up[half : half + h, half : half + w])
+            preds.append(cv2.remap(ref, cv2.add(_grid(h, w), field), None, cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE))
+    wy, wy0, wx, wx0 = _obmc_weights(h, w, block)
+    top = cv2.blendLinear(preds[0], preds[1], wx0, wx)
+    bottom = cv2.blendLinear(preds[2], preds[3], wx0, wx)
+    return cv2.blendLinear(top, bottom, wy0, wy)

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from flow.vector_coding import decode_vectors, encode_vectors, vector_bits
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.int32, st.tuples(st.integers(1, 12), st.integers(1, 12), st.just(2)),
+              elements=st.integers(-512, 512)))
+def test_round_trip_is_exact(q: np.ndarray) -> None:
+    mv = q.astype(np.float32) / 4
+    data = encode_vectors(mv, 16)
+    assert data[:4] == b"DCMV"
+    out = decode_vectors(data, mv.shape[:2], 16)
+    assert out.dtype == np.float32 and np.array_equal(out, mv)
+
+
+def test_smooth_fields_cost_few_bits() -> None:
+    smooth = np.tile(np.float32([12.25, -3.5]), (64, 128, 1))
+    rng = np.random.default_rng(0)
+    noisy = np.round(rng.normal(0, 8, (64, 128, 2)) * 4).astype(np.float32) / 4
+    assert vector_bits(encode_vectors(smooth, 16)) < 0.1 * 64 * 128
+    assert vector_bits(encode_vectors(noisy, 16)) > 8 * 64 * 128
+
+
+def test_bad_streams_and_fields() -> None:
+    mv = np.zeros((3, 4, 2), np.float32)
+    data = encode_vectors(mv, 8)
+    with pytest.raises(ValueError, match="magic"):
+        decode_vectors(b"XXXX" + data[4:])
+    with pytest.raises(ValueError, match="version"):
+        decode_vectors(data[:4] + bytes([9]) + data[5:])
+    with pytest.raises(ValueError, match="block 8, expected 16"):
+        decode_vectors(data, (3, 4), 16)
+    with pytest.raises(ValueError, match="truncated"):
+        decode_vectors(data + b"x")
+    with pytest.raises(ValueError, match="quarter-pel"):
+        encode_vectors(mv + 0.1, 8)
+    with pytest.raises(ValueError, match="NaN"):
+        encode_vectors(mv * np.nan, 8)
