@@ -1,0 +1,88 @@
+"""Image in, bytes out: the RNN model, the entropy coder and the bitstream together (CompressAI-style API)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
+
+from codec.bitstream import chunks_to_codes, codes_to_chunks, pack, unpack
+from codec.entropy import N_CONTEXTS
+from codec.model import BlockDone, Codes, RNNCodec
+from codec.zoo import WEIGHTS_DIR, load_model
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) RGB -> float (1, 3, H, W) in [-0.5, 0.5]."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {image.dtype} {image.shape}")
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0 - 0.5
+
+
+def to_image(x: torch.Tensor) -> np.ndarray:
+    """float (1, 3, H, W) in [-0.5, 0.5] -> uint8 (H, W, 3) RGB."""
+    return ((x[0].clamp(-0.5, 0.5) + 0.5) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+class ImageCodec:
+    """A model plus its entropy prior (``(32, N_CONTEXTS, 2)`` int counts, or None for uniform)."""
+
+    def __init__(self, model: RNNCodec, prior: np.ndarray | None = None) -> None:
+        self.model = model.eval()
+        self.prior = prior
+        digest = hashlib.sha256(model.model_id())
+        if prior is not None:
+            digest.update(np.ascontiguousarray(prior, dtype="<i8").tobytes())
+        self.model_id = digest.digest()[:8]  # a stream names the exact weights and prior it needs
+
+    @classmethod
+    def load(cls, stem: str | Path = WEIGHTS_DIR / "intra", device: str = "cpu") -> ImageCodec:
+        """Weights ``stem.safetensors`` + ``stem.json`` and, when present, the prior ``stem.entropy.safetensors``."""
+        stem = Path(stem)
+        model = load_model(stem, device)
+        prior_path = stem.with_name(stem.name + ".entropy.safetensors")
+        prior = None
+        if prior_path.is_file():
+            try:
+                prior = load_file(str(prior_path))["prior"].astype(np.int64)
+            except (SafetensorError, KeyError, OSError) as err:
+                raise ValueError(f"entropy prior {prior_path} is corrupt: {err}") from err
+            if prior.shape != (model.config.bits, N_CONTEXTS, 2):
+                raise ValueError(f"entropy prior {prior_path} has shape {prior.shape}, expected "
+                                 f"({model.config.bits}, {N_CONTEXTS}, 2)")
+        return cls(model, prior)
+
+    # ---- tensors <-> codes <-> chunks --------------------------------------------------------------
+    def encode(self, x: torch.Tensor, iterations: int, block_done: BlockDone | None = None,
+               active: torch.Tensor | None = None) -> Codes:
+        """(1, 3, H, W) in [-0.5, 0.5] -> :class:`Codes` (see :meth:`RNNCodec.encode`)."""
+        return self.model.encode(x.to(self.model.dec_out.weight.device), iterations, block_done, active)
+
+    def decode(self, codes: Codes, iterations: int | None = None) -> torch.Tensor:
+        """:class:`Codes` -> (1, 3, H, W) in [-0.5, 0.5] from the first ``iterations``."""
+        return self.model.decode(codes, iterations)
+
+    def codes_to_chunks(self, codes: Codes) -> list[bytes]:
+        """[meta, iteration 0, ...] byte chunks for a container."""
+        return codes_to_chunks(codes, self.prior)
+
+    def chunks_to_codes(self, chunks: list[bytes], iterations: int | None = None) -> Codes:
+        return chunks_to_codes(chunks, self.prior, iterations)
+
+    # ---- images <-> bytes ----------------------------------------------------------------------------
+    def compress(self, image: np.ndarray, iterations: int) -> bytes:
+        """uint8 (H, W, 3) RGB -> a self-checking bitstream with ``iterations`` chunks after the meta chunk."""
+        codes = self.encode(to_tensor(image), iterations)
+        return pack(self.model_id, self.codes_to_chunks(codes))
+
+    def decompress(self, data: bytes, iterations: int | None = None) -> np.ndarray:
+        """Bitstream -> uint8 (H, W, 3) RGB from its first ``iterations`` (default: all that are present)."""
+        model_id, chunks = unpack(data)
+        if model_id != self.model_id:
+            raise ValueError(f"bitstream was made by model {model_id.hex()}, these weights are "
+                             f"{self.model_id.hex()}")
+        return to_image(self.decode(self.chunks_to_codes(chunks, iterations)))

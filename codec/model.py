@@ -1,0 +1,246 @@
+"""The progressive RNN codec of Toderici et al. 2017 ("Full Resolution Image Compression with RNNs").
+
+Images enter as float (B, 3, H, W) in [-0.5, 0.5]. Each iteration codes the current residual into 32 bits per
+16x16 block (0.125 bpp raw); the decoder's reconstruction after iteration t is a function of the bits of
+iterations 0..t only, so any prefix of iterations decodes. Layer widths and kernels follow
+1zb/pytorch-image-comp-rnn ``network.py`` scaled by a width multiplier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from codec.binarizer import Binarizer
+from codec.layers import make_cell
+
+BLOCK = 16  # pixels per code position along each axis
+PAD = 32  # the network needs H and W divisible by this (five stride-2 stages after the binarizer's 16)
+RECONSTRUCTIONS = ("one_shot", "additive", "scaled_additive")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that builds a :class:`RNNCodec`; saved as JSON beside the weights."""
+
+    unit: str = "residual_gru"  # lstm | gru | residual_gru
+    reconstruction: str = "additive"  # one_shot | additive | scaled_additive
+    width: float = 0.25  # channel multiplier: 1.0 is the paper's width
+    bits: int = 32  # bits per 16x16 block per iteration
+    max_iterations: int = 16  # iterations with their own learned gain (scaled_additive); later ones reuse the last
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ch(base: int, width: float) -> int:
+    """Scaled channel count, a multiple of 4 so depth-to-space (factor 2) divides it."""
+    return max(4, int(round(base * width / 4)) * 4)
+
+
+@dataclass
+class Codes:
+    """The bits of one coded image.
+
+    bits: (T, 32, h, w) int8 in {-1, +1}, 0 where a block was not transmitted (h = Hp/16, w = Wp/16).
+    counts: (h, w) uint8, iterations transmitted per block (block (y, x) is active in iteration t iff t < count).
+    height, width: the original image size; the padded size is the next multiple of 32.
+    recon: the encoder's reconstruction (1, 3, height, width) in [-0.5, 0.5], or None when decoded from bytes.
+    """
+
+    bits: np.ndarray
+    counts: np.ndarray
+    height: int
+    width: int
+    recon: Tensor | None = None
+
+    @property
+    def iterations(self) -> int:
+        return int(self.bits.shape[0])
+
+    @property
+    def padded_size(self) -> tuple[int, int]:
+        return self.bits.shape[2] * BLOCK, self.bits.shape[3] * BLOCK
+
+
+BlockDone = Callable[[int, Tensor], Tensor]
+
+
+class RNNCodec(nn.Module):
+    """Encoder (conv + 3 recurrent layers), binarizer, decoder (conv + 4 recurrent layers with depth-to-space)."""
+
+    def __init__(self, config: ModelConfig | None = None, **kwargs) -> None:
+        super().__init__()
+        config = config or ModelConfig(**kwargs)
+        if config.reconstruction not in RECONSTRUCTIONS:
+            raise ValueError(f"reconstruction {config.reconstruction!r} is unknown; expected one of {RECONSTRUCTIONS}")
+        self.config = config
+        u, w = config.unit, config.width
+        c64, c128, c256, c512 = (_ch(c, w) for c in (64, 128, 256, 512))
+        self.enc_conv = nn.Conv2d(3, c64, 3, 2, 1, bias=False)
+        self.enc_rnn = nn.ModuleList([make_cell(u, c64, c256, 3, 2, 1), make_cell(u, c256, c512, 3, 2, 1),
+                                      make_cell(u, c512, c512, 3, 2, 1)])
+        self.binarizer = Binarizer(c512, config.bits)
+        self.dec_conv = nn.Conv2d(config.bits, c512, 1, bias=False)
+        self.dec_rnn = nn.ModuleList([make_cell(u, c512, c512, 3, 1, 1), make_cell(u, c512 // 4, c512, 3, 1, 1),
+                                      make_cell(u, c512 // 4, c256, 3, 1, 3), make_cell(u, c256 // 4, c128, 3, 1, 3)])
+        self.dec_out = nn.Conv2d(c128 // 4, 3, 1, bias=False)
+        # Per-iteration gain of scaled-additive reconstruction; residuals shrink, so later gains start larger.
+        init = torch.tensor([0.7 * math.log1p(t) for t in range(config.max_iterations)])
+        self.log_gain = nn.Parameter(init, requires_grad=config.reconstruction == "scaled_additive")
+
+    # ---- one iteration -------------------------------------------------------------------------------
+    def gain(self, t: int) -> float | Tensor:
+        if self.config.reconstruction != "scaled_additive":
+            return 1.0
+        return torch.exp(self.log_gain[min(t, self.config.max_iterations - 1)])
+
+    def encode_step(self, residual: Tensor, state: list | None) -> tuple[Tensor, list]:
+        """(B, 3, H, W) scaled residual -> (B, 32, H/16, W/16) bits in {-1, +1} and the new encoder state."""
+        state = state or [None] * len(self.enc_rnn)
+        x = self.enc_conv(residual)
+        new_state = []
+        for cell, s in zip(self.enc_rnn, state, strict=True):
+            x, s = cell(x, s)
+            new_state.append(s)
+        return self.binarizer(x), new_state
+
+    def decode_step(self, bits: Tensor, state: list | None) -> tuple[Tensor, list]:
+        """(B, 32, h, w) bits (0 where not sent) -> (B, 3, 16h, 16w) output in [-0.5, 0.5] and the new state."""
+        state = state or [None] * len(self.dec_rnn)
+        x = self.dec_conv(bits)
+        new_state = []
+        for cell, s in zip(self.dec_rnn, state, strict=True):
+            x, s = cell(x, s)
+            new_state.append(s)
+            x = F.pixel_shuffle(x, 2)
+        return torch.tanh(self.dec_out(x)) * 0.5, new_state
+
+    def update(self, t: int, recon: Tensor | None, out: Tensor) -> Tensor:
+        """Reconstruction after iteration ``t`` from the previous one and the decoder output (B, 3, H, W)."""
+        mode = self.config.reconstruction
+        if mode == "one_shot":
+            return out
+        step = out if mode == "additive" else out / self.gain(t)
+        return step if recon is None else recon + step
+
+    # ---- training ------------------------------------------------------------------------------------
+    def forward(self, x: Tensor, iterations: int) -> list[Tensor]:
+        """Reconstructions after each iteration: ``iterations`` tensors (B, 3, H, W) in [-0.5, 0.5] (unclamped).
+
+        ``x`` is (B, 3, H, W) in [-0.5, 0.5] with H and W divisible by 32. Bits are stochastic in training mode.
+        """
+        _check_input(x)
+        enc_state = dec_state = None
+        recon: Tensor | None = None
+        recons = []
+        for t in range(iterations):
+            residual = x if recon is None else x - recon
+            bits, enc_state = self.encode_step(residual * self.gain(t), enc_state)
+            out, dec_state = self.decode_step(bits, dec_state)
+            recon = self.update(t, recon, out)
+            recons.append(recon)
+        return recons
+
+    # ---- spatially adaptive coding -------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, x: Tensor, iterations: int, block_done: BlockDone | None = None,
+               active: Tensor | None = None) -> Codes:
+        """Code ``x`` (1, 3, H, W) in [-0.5, 0.5] for ``iterations`` iterations (any H, W).
+
+        The image is edge-padded to multiples of 32. After iteration t, ``block_done(t, recon)`` may mark blocks
+        as finished: it receives the padded reconstruction (1, 3, Hp, Wp) and returns (1, 1, Hp/16, Wp/16) bool.
+        Finished blocks get no bits in later iterations (Johnston et al. 2018, SABR). ``active`` (Hp/16, Wp/16)
+        bool marks the blocks coded at all; the others (e.g. skipped blocks of a video residual) get zero
+        iterations and reconstruct as 0. The encoder runs the decoder on exactly the transmitted bits, so
+        ``Codes.recon`` equals what :meth:`decode` returns.
+        """
+        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+            raise ValueError(f"encode expects one image (1, 3, H, W), got {tuple(x.shape)}")
+        if iterations < 1 or iterations > 255:
+            raise ValueError(f"iterations must be in 1..255, got {iterations}")
+        height, width = x.shape[-2:]
+        xp = pad(x)
+        h, w = xp.shape[-2] // BLOCK, xp.shape[-1] // BLOCK
+        counts = torch.zeros(h, w, dtype=torch.int64)
+        if active is None:
+            active = torch.ones(h, w, dtype=torch.bool, device=x.device)
+        elif active.shape != (h, w):
+            raise ValueError(f"active must be ({h}, {w}) bool, got {tuple(active.shape)}")
+        active = active.to(device=x.device, dtype=torch.bool)
+        enc_state = dec_state = None
+        recon = torch.zeros_like(xp)  # 0 + first step is exact, and blocks never coded stay 0
+        all_bits = []
+        for t in range(iterations):
+            residual = xp if recon is None else xp - recon
+            bits, enc_state = self.encode_step(residual * self.gain(t), enc_state)
+            bits = bits * active.to(bits.dtype)
+            all_bits.append(bits[0].to(torch.int8).cpu())
+            counts += active.cpu().long()
+            out, dec_state = self.decode_step(bits, dec_state)
+            recon = self._masked_update(t, recon, out, active)
+            if block_done is not None and t + 1 < iterations:
+                done = block_done(t, recon.clamp(-0.5, 0.5))
+                if done.shape != (1, 1, h, w):
+                    raise ValueError(f"block_done must return (1, 1, {h}, {w}) bool, got {tuple(done.shape)}")
+                active = active & ~done[0, 0].to(device=active.device, dtype=torch.bool)
+        return Codes(bits=torch.stack(all_bits).numpy(), counts=counts.to(torch.uint8).numpy(),
+                     height=int(height), width=int(width), recon=recon.clamp(-0.5, 0.5)[..., :height, :width])
+
+    @torch.no_grad()
+    def decode(self, codes: Codes, iterations: int | None = None) -> Tensor:
+        """Reconstruction (1, 3, height, width) in [-0.5, 0.5] from the first ``iterations`` (default all)."""
+        *_, last = self.iter_decode(codes, iterations)
+        return last
+
+    @torch.no_grad()
+    def iter_decode(self, codes: Codes, iterations: int | None = None) -> Iterator[Tensor]:
+        """Yield the reconstruction (1, 3, height, width) in [-0.5, 0.5] after each of the first ``iterations``."""
+        total = codes.iterations
+        iterations = total if iterations is None else iterations
+        if not 1 <= iterations <= total:
+            raise ValueError(f"cannot decode {iterations} iterations: the codes hold {total}")
+        device = self.dec_out.weight.device
+        counts = torch.from_numpy(codes.counts.astype(np.int64)).to(device)
+        dec_state = None
+        padded = (1, 3, codes.bits.shape[2] * BLOCK, codes.bits.shape[3] * BLOCK)
+        recon = torch.zeros(padded, device=device)
+        for t in range(iterations):
+            bits = torch.from_numpy(codes.bits[t].astype(np.float32))[None].to(device)
+            out, dec_state = self.decode_step(bits, dec_state)
+            recon = self._masked_update(t, recon, out, counts > t)
+            yield recon.clamp(-0.5, 0.5)[..., : codes.height, : codes.width]
+
+    def _masked_update(self, t: int, recon: Tensor, out: Tensor, active: Tensor) -> Tensor:
+        """Update only active blocks; finished blocks keep their reconstruction (both sides do the same)."""
+        new = self.update(t, recon, out)
+        if bool(active.all()):
+            return new
+        mask = active[None, None].to(new.dtype).repeat_interleave(BLOCK, -2).repeat_interleave(BLOCK, -1)
+        return torch.where(mask > 0, new, recon)
+
+    def model_id(self) -> bytes:
+        """8-byte hash of the config and weights, written into every bitstream."""
+        digest = hashlib.sha256(repr(sorted(self.config.to_dict().items())).encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
+        return digest.digest()[:8]
+
+
+def pad(x: Tensor, multiple: int = PAD) -> Tensor:
+    """Edge-replicate pad (B, C, H, W) on the bottom and right to multiples of ``multiple``."""
+    ph, pw = -x.shape[-2] % multiple, -x.shape[-1] % multiple
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+def _check_input(x: Tensor) -> None:
+    if x.dim() != 4 or x.shape[1] != 3 or x.shape[-2] % PAD or x.shape[-1] % PAD:
+        raise ValueError(f"expected (B, 3, H, W) with H, W divisible by {PAD}, got {tuple(x.shape)}")

@@ -1,0 +1,63 @@
+"""Fit the entropy coder's prior counts on images: ``python -m codec.prior STEM IMAGE ...``.
+
+Encodes each image (uint8 RGB files, read with OpenCV) for ``--iterations``, gathers context statistics of the
+bits and writes ``STEM.entropy.safetensors`` (``prior``: (32, N_CONTEXTS, 2) int64 counts). The prior changes
+the bitstream, so it is part of the stream's model id (:class:`codec.coder.ImageCodec`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from safetensors.numpy import save_file
+
+from codec.coder import to_tensor
+from codec.entropy import collect_statistics, fit_prior
+from codec.model import RNNCodec
+from codec.zoo import load_model
+
+
+def fit(model: RNNCodec, images: list[np.ndarray], iterations: int, strength: int = 64) -> np.ndarray:
+    """Prior counts (bits, N_CONTEXTS, 2) from the codes of uint8 (H, W, 3) RGB images."""
+    stats = None
+    for image in images:
+        codes = model.encode(to_tensor(image), iterations)
+        s = collect_statistics(codes.bits, codes.counts)
+        stats = s if stats is None else stats + s
+    return fit_prior(stats, strength)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stem", type=Path, help="weights stem (STEM.safetensors + STEM.json)")
+    parser.add_argument("images", type=Path, nargs="+")
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this width")
+    parser.add_argument("--strength", type=int, default=64, help="pseudo-counts per context")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    images = []
+    for path in args.images:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise SystemExit(f"cannot read image {path}")
+        if bgr.shape[1] > args.max_side:
+            scale = args.max_side / bgr.shape[1]
+            bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    prior = fit(load_model(args.stem), images, args.iterations, args.strength)
+    out = args.stem.with_name(args.stem.name + ".entropy.safetensors")
+    tmp = out.with_name(out.name + ".tmp")
+    save_file({"prior": prior}, str(tmp))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, out)
+    print(f"wrote {out} from {len(images)} images")
+
+
+if __name__ == "__main__":
+    main()

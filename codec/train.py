@@ -1,0 +1,136 @@
+"""The training loop: Adam with a cosine schedule, per-iteration losses, safetensors checkpoints and resume.
+
+``out_dir`` receives ``last.safetensors`` + ``last.json`` (model config, step, train config), ``last_optim.pt``
+(optimizer state) and ``log.csv``. Running again with the same ``out_dir`` resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from codec.data import CropSource
+from codec.losses import WeightedLoss, weighted_total
+from codec.model import ModelConfig, RNNCodec
+from codec.zoo import load_model, read_meta, save_model
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    batch: int = 16
+    crop: int = 32  # the paper's 32x32 crops; multiples of 32
+    iterations: int = 10  # 10 iterations cover 0.125 .. 1.25 bpp
+    lr: float = 1e-3
+    lr_min: float = 5e-5
+    pair_fraction: float = 0.0  # share of steps on consecutive-frame pairs (flow losses)
+    checkpoint_every: int = 100
+    max_minutes: float | None = None  # training-time budget over all resumes; the schedule ends with it
+    seed: int = 0
+    threads: int = 2
+    device: str = "auto"  # auto | cpu | cuda
+
+
+def progress(cfg: TrainConfig, step: int, seconds: float) -> float:
+    """Fraction of the budget used: steps, or training time when ``max_minutes`` runs out first.
+
+    On a shared CPU the step rate varies several-fold, so a step-only schedule could stop mid-decay.
+    """
+    done = step / cfg.steps
+    if cfg.max_minutes:
+        done = max(done, seconds / (60 * cfg.max_minutes))
+    return min(done, 1.0)
+
+
+def lr_at(cfg: TrainConfig, fraction: float) -> float:
+    """Cosine decay from ``lr`` to ``lr_min`` as the budget fraction goes from 0 to 1."""
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * fraction))
+
+
+def train(model_config: ModelConfig, losses: list[WeightedLoss], source: CropSource, cfg: TrainConfig,
+          out_dir: str | Path, init: str | Path | None = None) -> Path:
+    """Train (or resume) into ``out_dir``; ``init`` names weights to start from. Returns the last checkpoint.
+
+    ``losses`` are (name, module, weight); ``source`` gives (B, T, 3, H, W) crops in [0, 1].
+    """
+    if cfg.crop % 32:
+        raise ValueError(f"crop must be a multiple of 32, got {cfg.crop}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if cfg.device == "auto" else cfg.device))
+    last = out_dir / "last"
+    step, seconds = 0, 0.0
+    if last.with_suffix(".json").is_file():
+        model = load_model(last, device).train()
+        meta = read_meta(last)
+        step, seconds = int(meta["step"]), float(meta.get("seconds", 0.0))
+    elif init is not None:
+        model = load_model(init, device).train()
+        if model.config != model_config:
+            raise ValueError(f"init weights {init} were built with {model.config}, the config asks for {model_config}")
+    else:
+        torch.manual_seed(cfg.seed)
+        model = RNNCodec(model_config).to(device).train()
+    losses = [(name, loss.to(device), float(weight)) for name, loss, weight in losses]
+    optim = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    optim_path = out_dir / "last_optim.pt"
+    if step and optim_path.is_file():
+        optim.load_state_dict(torch.load(optim_path, map_location=device))
+    log_path = out_dir / "log.csv"
+    new_log = not log_path.is_file()
+    start = time.monotonic() - seconds  # training time so far, carried over resumes
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    with log_path.open("a", newline="") as log_file, tqdm(total=cfg.steps, initial=step, desc="train") as bar:
+        log = csv.writer(log_file)
+        if new_log:
+            log.writerow(["step", "loss", "parts", "lr", "seconds"])
+        while step < cfg.steps and progress(cfg, step, time.monotonic() - start) < 1.0:
+            # Seed per step so a resumed run draws the same crops it would have drawn uninterrupted.
+            rng = np.random.default_rng([cfg.seed, step])
+            torch.manual_seed(cfg.seed * 1_000_003 + step)
+            pairs = bool(source.pairs) and rng.random() < cfg.pair_fraction
+            target, flow, valid = source.sample(rng, cfg.batch, cfg.crop, pairs=pairs)
+            target = target.to(device)
+            flow = flow.to(device) if flow is not None else None
+            valid = valid.to(device) if valid is not None else None
+            b, t = target.shape[:2]
+            lr = lr_at(cfg, progress(cfg, step, time.monotonic() - start))
+            for group in optim.param_groups:
+                group["lr"] = lr
+            with amp:
+                recons = model(target.flatten(0, 1) - 0.5, cfg.iterations)
+            recons = [(r.float() + 0.5).unflatten(0, (b, t)) for r in recons]
+            total, parts = weighted_total(losses, recons, target, flow, valid)
+            optim.zero_grad(set_to_none=True)
+            total.backward()
+            optim.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(total.detach()):.4f}")
+            log.writerow([step, f"{float(total.detach()):.6f}", " ".join(f"{k}={v:.5f}" for k, v in parts.items()),
+                          f"{lr:.3g}", f"{time.monotonic() - start:.1f}"])
+            finished = step == cfg.steps or progress(cfg, step, time.monotonic() - start) >= 1.0
+            if step % cfg.checkpoint_every == 0 or finished:
+                log_file.flush()
+                _checkpoint(model, optim, last, step, time.monotonic() - start, cfg)
+    return last.with_suffix(".safetensors")
+
+
+def _checkpoint(model: RNNCodec, optim: torch.optim.Optimizer, last: Path, step: int, seconds: float,
+                cfg: TrainConfig) -> None:
+    tmp = last.with_name("last_optim.pt.tmp")
+    torch.save(optim.state_dict(), tmp)
+    os.replace(tmp, last.with_name("last_optim.pt"))
+    # The JSON (with the step) is written last, so a crash in between resumes from a consistent pair.
+    save_model(model, last, {"step": step, "seconds": round(seconds, 1), "train": asdict(cfg)})

@@ -1,0 +1,75 @@
+"""Weights on disk: ``NAME.safetensors`` plus ``NAME.json`` (the :class:`ModelConfig` that built them).
+
+``load()`` returns the shipped intra model from ``codec/weights``. Missing or damaged files raise a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from codec.model import ModelConfig, RNNCodec
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def save_model(model: RNNCodec, stem: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``stem.safetensors`` and ``stem.json`` (model config plus ``extra``), each via a temporary name."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = stem.with_name(stem.name + ".safetensors.tmp")
+    save_file(tensors, str(tmp))
+    os.chmod(tmp, 0o644)  # safetensors creates the file owner-only
+    os.replace(tmp, stem.with_suffix(".safetensors"))
+    meta = {"model": model.config.to_dict(), **(extra or {})}
+    tmp = stem.with_name(stem.name + ".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, stem.with_suffix(".json"))
+    return stem.with_suffix(".safetensors")
+
+
+def read_meta(stem: str | Path) -> dict[str, Any]:
+    """The JSON beside the weights; ValueError when it is missing or unreadable."""
+    path = Path(stem).with_suffix(".json")
+    if not path.is_file():
+        raise FileNotFoundError(f"model config {path} is missing (expected beside the .safetensors weights)")
+    try:
+        meta = json.loads(path.read_text())
+        ModelConfig(**meta["model"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"model config {path} is not a valid codec config: {err}") from err
+    return meta
+
+
+def load_model(stem: str | Path, device: str | torch.device = "cpu") -> RNNCodec:
+    """Build the model from ``stem.json`` and load ``stem.safetensors``; returned in eval mode."""
+    stem = Path(stem)
+    if stem.suffix in {".safetensors", ".json"}:
+        stem = stem.with_suffix("")
+    meta = read_meta(stem)
+    weights = stem.with_suffix(".safetensors")
+    if not weights.is_file():
+        raise FileNotFoundError(f"codec weights {weights} are missing")
+    model = RNNCodec(ModelConfig(**meta["model"]))
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"codec weights {weights} are corrupt or not safetensors: {err}") from err
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"codec weights {weights} do not match the config in {stem.with_suffix('.json')}: "
+                         f"{str(err).splitlines()[0]}") from err
+    return model.to(device).eval()
+
+
+def load(name: str = "intra", device: str | torch.device = "cpu") -> RNNCodec:
+    """A shipped model from ``codec/weights/NAME``."""
+    return load_model(WEIGHTS_DIR / name, device)

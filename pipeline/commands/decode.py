@@ -1,0 +1,73 @@
+"""``python -m pipeline decode IN.bin OUT [codec.decode_iterations=K]``: decode a bitstream by its magic.
+
+Image bitstreams (``DCIM``) decode to one image file; sequence containers (``DCVS``) to a folder of PNGs
+with the original frame names. Formats register a handler in ``DECODERS``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from codec import bitstream
+from codec.coder import ImageCodec
+from pipeline.imageio import write_image
+from pipeline.video import container
+from pipeline.video.build import build_coder
+from pipeline.video.sequence import png_name
+
+
+def decode_image(cfg: DictConfig, data: bytes, source: Path, target: Path) -> None:
+    codec = ImageCodec.load(cfg.codec.weights)
+    iterations = cfg.codec.get("decode_iterations")
+    try:
+        image = codec.decompress(data, None if iterations is None else int(iterations))
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from err
+    write_image(target, image)
+    print(f"{source} -> {target}: {image.shape[1]}x{image.shape[0]}")
+
+
+def decode_sequence(cfg: DictConfig, data: bytes, source: Path, target: Path) -> None:
+    """A sequence container -> one PNG per frame (original names) in the folder ``target``, renamed into place."""
+    if target.is_file() or (target.is_dir() and any(target.iterdir())):
+        raise ValueError(f"output folder {target} exists and is not empty; choose a new folder")
+    coder = build_coder(cfg)
+    staging = target.with_name(target.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        count = 0
+        for name, image in coder.decode(data, str(source)):
+            write_image(staging / png_name(name), image)
+            count += 1
+        if target.is_dir():
+            target.rmdir()
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"{source} -> {target}/: {count} frames")
+
+
+# magic -> handler(cfg, file bytes, source path, output path)
+DECODERS: dict[bytes, Callable[[DictConfig, bytes, Path, Path], None]] = {
+    bitstream.MAGIC: decode_image, container.MAGIC: decode_sequence}
+
+
+def main(cfg: DictConfig, args: list[str]) -> int:
+    if len(args) != 2:
+        raise ValueError(f"decode takes IN.bin OUT, got {len(args)} positional arguments: {args}")
+    source, target = Path(args[0]), Path(args[1])
+    if not source.is_file():
+        raise FileNotFoundError(f"bitstream {source} does not exist")
+    data = source.read_bytes()
+    handler = DECODERS.get(data[:4])
+    if handler is None:
+        known = ", ".join(repr(m) for m in DECODERS)
+        raise ValueError(f"{source}: unknown format (magic {data[:4]!r}; expected one of {known})")
+    handler(cfg, data, source, target)
+    return 0

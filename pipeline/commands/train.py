@@ -1,0 +1,128 @@
+"""``python -m pipeline train``: train the RNN codec on crops from the configured image sources.
+
+Sources (``train.sources``): Kodak PNGs, Cityscapes sequence frames (some also downscaled by 2), dashcam video
+frames (PyAV), the synthetic renderer's output and extra files; optional consecutive Cityscapes pairs with DIS
+flow for flow losses. Images are loaded here (a small loader of its own) and handed to ``codec.train``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from codec.data import CropSource, Pair
+from codec.model import ModelConfig
+from codec.train import TrainConfig, train
+from codec.zoo import load_model, read_meta, save_model
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, or float32 [0, 1] for ``.npy`` files (e.g. residual images)."""
+    if path.suffix == ".npy":
+        return np.load(path).astype(np.float32)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read image {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES | {".npy"})
+
+
+def _half(image: np.ndarray) -> np.ndarray:
+    return cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+
+
+def _dis_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (first, second)]
+    return dis.calc(gray[0], gray[1], None).astype(np.float32)
+
+
+def load_sources(src: DictConfig) -> CropSource:
+    """Read every configured source that exists; prints what it loaded."""
+    images: list[np.ndarray] = []
+    pairs: list[Pair] = []
+    counts: dict[str, int] = {}
+    if src.get("kodak") and Path(src.kodak).is_dir():
+        kodak = [read_rgb(p) for p in sorted(Path(src.kodak).glob("*.png"))]
+        images += kodak
+        counts["kodak"] = len(kodak)
+    if src.get("cityscapes") and Path(src.cityscapes).is_dir():
+        n = 0
+        for seq in sorted(Path(src.cityscapes).glob("seq*")):
+            frames = sorted(seq.glob("*.jpg")) + sorted(seq.glob("*.png"))
+            if not frames:
+                continue
+            picks = np.linspace(0, len(frames) - 1, min(src.cityscapes_frames_per_sequence, len(frames))).astype(int)
+            for k, i in enumerate(picks):
+                image = read_rgb(frames[i])
+                images.append(image)
+                n += 1
+                if src.cityscapes_half_scale_every and k % src.cityscapes_half_scale_every == 0:
+                    images.append(_half(image))
+                    n += 1
+            for i in range(min(int(src.get("pairs") or 0), len(frames) - 1)):
+                first, second = _half(read_rgb(frames[i])), _half(read_rgb(frames[i + 1]))
+                pairs.append(Pair(first, second, _dis_flow(first, second)))
+        counts["cityscapes"] = n
+    if src.get("dashcam") and Path(src.dashcam).is_file():
+        n = 0
+        with av.open(str(src.dashcam)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i % src.dashcam_every == 0:
+                    images.append(frame.to_ndarray(format="rgb24"))
+                    n += 1
+        counts["dashcam"] = n
+    if src.get("sample") and Path(src.sample).is_dir():
+        sample = [read_rgb(p) for p in _files(Path(src.sample))]
+        images += sample
+        counts["sample"] = len(sample)
+    for extra in src.get("images") or []:
+        if not Path(extra).exists():
+            raise FileNotFoundError(f"training image source {extra} does not exist")
+        more = [read_rgb(p) for p in _files(Path(extra))]
+        images += more
+        counts[str(extra)] = len(more)
+    counts["pairs"] = len(pairs)
+    print("training sources: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return CropSource(images, pairs)
+
+
+def build_losses(entries: DictConfig) -> list[tuple[str, object, float]]:
+    """``{name: {_target_: ..., weight: w, ...}}`` -> [(name, instantiated loss, w)]; weight defaults to 1."""
+    losses = []
+    for name, entry in entries.items():
+        spec = OmegaConf.to_container(entry, resolve=True)
+        weight = float(spec.pop("weight", 1.0))
+        losses.append((str(name), instantiate(spec), weight))
+    return losses
+
+
+def main(cfg: DictConfig, args: list[str]) -> int:
+    if args:
+        raise ValueError(f"train takes no positional arguments, got {args}")
+    tc = cfg.train
+    train_cfg = TrainConfig(**{f.name: tc[f.name] for f in fields(TrainConfig)})
+    losses = build_losses(cfg.loss)
+    model_config = ModelConfig(**OmegaConf.to_container(cfg.codec.model, resolve=True))
+    source = load_sources(tc.sources)
+    last = train(model_config, losses, source, train_cfg, tc.out_dir, init=tc.get("init"))
+    if tc.get("export"):
+        stem = Path(last).with_suffix("")
+        meta = read_meta(stem)
+        recipe = {"step": meta["step"], "train": meta["train"],
+                  "loss": OmegaConf.to_container(cfg.loss, resolve=True)}
+        print(f"exported {save_model(load_model(stem), tc.export, recipe)}")
+    return 0

@@ -1,0 +1,105 @@
+"""RNN codec model: shapes, progressive decoding, padding, units and reconstruction modes, SABR, weights."""
+
+import numpy as np
+import pytest
+import torch
+
+from codec.binarizer import binarize
+from codec.model import RNNCodec
+from codec.zoo import load, load_model, save_model
+
+TINY = {"width": 0.0625}
+
+
+def tiny(**kwargs) -> RNNCodec:
+    torch.manual_seed(0)
+    return RNNCodec(**TINY, **kwargs).eval()
+
+
+@pytest.mark.parametrize("unit", ["lstm", "gru", "residual_gru"])
+@pytest.mark.parametrize("reconstruction", ["one_shot", "additive", "scaled_additive"])
+def test_forward_shapes_and_closed_loop(unit: str, reconstruction: str) -> None:
+    model = tiny(unit=unit, reconstruction=reconstruction)
+    x = torch.rand(2, 3, 32, 64) - 0.5
+    recons = model(x, 3)
+    assert len(recons) == 3 and all(r.shape == x.shape for r in recons)
+    codes = model.encode(x[:1], 3)
+    assert codes.bits.shape == (3, 32, 2, 4) and set(np.unique(codes.bits)) <= {-1, 1}
+    # The encoder's reconstruction is the decoder's; deterministic bits match the training forward pass.
+    assert torch.equal(codes.recon, model.decode(codes))
+    assert torch.allclose(codes.recon, recons[-1][:1].clamp(-0.5, 0.5), atol=1e-5)
+
+
+def test_progressive_prefix_decode_and_odd_size() -> None:
+    model = tiny()
+    x = torch.rand(1, 3, 37, 51) - 0.5
+    codes = model.encode(x, 4)
+    assert codes.padded_size == (64, 64) and codes.bits.shape == (4, 32, 4, 4)
+    full = model(torch.nn.functional.pad(x, (0, 13, 0, 27), mode="replicate"), 4)
+    for k in range(1, 5):
+        out = model.decode(codes, k)
+        assert out.shape == (1, 3, 37, 51)
+        assert torch.allclose(out, full[k - 1].clamp(-0.5, 0.5)[..., :37, :51], atol=1e-5)
+    with pytest.raises(ValueError, match="cannot decode 5"):
+        model.decode(codes, 5)
+
+
+def test_sabr_done_blocks_get_no_bits_and_freeze() -> None:
+    model = tiny()
+    x = torch.rand(1, 3, 64, 64) - 0.5
+    done = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    done[..., :2, :] = True  # the top half is done after the first iteration
+    calls = []
+
+    def block_done(t: int, recon: torch.Tensor) -> torch.Tensor:
+        calls.append((t, tuple(recon.shape)))
+        return done
+
+    codes = model.encode(x, 4, block_done)
+    assert calls == [(0, (1, 3, 64, 64)), (1, (1, 3, 64, 64)), (2, (1, 3, 64, 64))]
+    assert np.all(codes.counts[:2] == 1) and np.all(codes.counts[2:] == 4)
+    assert np.all(codes.bits[1:, :, :2] == 0) and np.all(codes.bits[:, :, 2:] != 0)
+    rec = model.decode(codes)
+    assert torch.equal(rec, codes.recon)
+    first = model.decode(codes, 1)
+    assert torch.equal(rec[..., :32, :], first[..., :32, :])  # done blocks keep their reconstruction
+
+
+def test_straight_through_gradient() -> None:
+    x = torch.linspace(-1, 1, 101, requires_grad=True)
+    for stochastic in (False, True):
+        y = binarize(x, stochastic)
+        assert set(y.detach().unique().tolist()) <= {-1.0, 1.0}
+        (grad,) = torch.autograd.grad((y * torch.arange(101.0)).sum(), x)
+        assert torch.equal(grad, torch.arange(101.0))
+    model = tiny().train()
+    model(torch.rand(1, 3, 32, 32) - 0.5, 2)[-1].sum().backward()
+    assert model.enc_conv.weight.grad is not None and model.enc_conv.weight.grad.abs().sum() > 0
+
+
+def test_stochastic_bits_are_unbiased() -> None:
+    x = torch.full((20000,), 0.4)
+    assert abs(float(binarize(x, True).mean()) - 0.4) < 0.03
+
+
+def test_save_load_roundtrip_and_corrupt(tmp_path) -> None:
+    model = tiny(unit="lstm")
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.config == model.config and loaded.model_id() == model.model_id()
+    (tmp_path / "m.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_model(tmp_path / "m")
+    with pytest.raises(FileNotFoundError, match="missing"):
+        load_model(tmp_path / "absent")
+    save_model(tiny(unit="gru"), tmp_path / "g")
+    (tmp_path / "m.safetensors").write_bytes((tmp_path / "g.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="do not match"):
+        load_model(tmp_path / "m")
+
+
+def test_shipped_weights_load() -> None:
+    model = load()
+    assert model.config.bits == 32
+    x = torch.zeros(1, 3, 32, 32)
+    assert model.decode(model.encode(x, 2)).shape == (1, 3, 32, 32)

@@ -1,0 +1,123 @@
+"""Training: losses' common signature, a 2-step run by subprocess into a tmp dir, resume, init; CLI round trip."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from codec.data import CropSource, Pair
+from codec.losses import L1Loss, L2Loss, MSSSIMLoss, weighted_total
+from codec.model import RNNCodec
+from codec.zoo import save_model
+from pipeline.cli import main as cli_main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_losses_signature_and_weighting() -> None:
+    recon, target = torch.rand(2, 2, 3, 64, 64), torch.rand(2, 2, 3, 64, 64)
+    assert torch.isclose(L1Loss()(recon, target, None, None), (recon - target).abs().mean())
+    assert torch.isclose(L2Loss()(recon, target, None, None), (recon - target).square().mean())
+    assert float(MSSSIMLoss(win_size=3)(target, target, None, None)) < 1e-5
+    assert float(MSSSIMLoss(win_size=3)(recon, target, None, None)) > 0.1
+    with pytest.raises(ValueError, match="needs crops larger"):
+        MSSSIMLoss()(recon, target, None, None)
+
+    class PairOnly(torch.nn.Module):
+        def forward(self, recon, target, flow, valid):
+            return flow.abs().mean()
+
+    losses = [("l1", L1Loss(), 2.0), ("pair", PairOnly(), 10.0)]
+    total, parts = weighted_total(losses, [recon, target], target, None, None)
+    assert set(parts) == {"l1"} and torch.isclose(total, (recon - target).abs().mean())  # mean of 2 iterations
+    total, parts = weighted_total(losses, [target], target, torch.ones(2, 2, 64, 64), None)
+    assert set(parts) == {"l1", "pair"} and float(total) == pytest.approx(10.0)
+
+
+def test_flow_loss_config_trains_on_pairs(tmp_path: Path) -> None:
+    """conf/loss/l1_flow.yaml builds (the weight is taken off before instantiation) and trains on pairs."""
+    from omegaconf import OmegaConf
+
+    from codec.model import ModelConfig
+    from codec.train import TrainConfig, train
+    from pipeline.commands.train import build_losses
+
+    losses = build_losses(OmegaConf.load(REPO / "conf" / "loss" / "l1_flow.yaml"))
+    assert [(n, w) for n, _, w in losses] == [("l1", 1.0), ("flow", 0.1)]
+    frame = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    source = CropSource([], [Pair(frame, frame, np.zeros((40, 40, 2), np.float32))])
+    cfg = TrainConfig(steps=1, batch=1, iterations=2, pair_fraction=1.0, threads=1)
+    train(ModelConfig(width=0.0625), losses, source, cfg, tmp_path)
+    assert "flow=" in (tmp_path / "log.csv").read_text()
+
+
+def test_crop_source_pairs_and_valid() -> None:
+    frame = np.zeros((48, 64, 3), np.uint8)
+    flow = np.zeros((48, 64, 2), np.float32)
+    flow[..., 0] = 40.0  # everything moves 40 px right: most of a 32-px crop leaves it
+    source = CropSource([frame], [Pair(frame, frame, flow)])
+    target, f, valid = source.sample(np.random.default_rng(0), 3, 32, pairs=True)
+    assert target.shape == (3, 2, 3, 32, 32) and f.shape == (3, 2, 32, 32) and valid.shape == (3, 1, 32, 32)
+    assert float(valid.sum()) == 0.0
+    target, f, valid = source.sample(np.random.default_rng(0), 2, 32)
+    assert target.shape == (2, 1, 3, 32, 32) and f is None and valid is None
+
+
+def _train_args(tmp: Path, steps: int, extra: list[str] = ()) -> list[str]:
+    images = tmp / "images"
+    images.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(images / "a.png"), rng.integers(0, 256, (64, 80, 3), dtype=np.uint8))
+    return ["train", f"train.steps={steps}", "train.batch=2", "train.iterations=2",
+            "train.checkpoint_every=1", "train.threads=1", f"train.out_dir={tmp / 'run'}", "train.sources.kodak=null",
+            "train.sources.cityscapes=null", "train.sources.dashcam=null", "train.sources.sample=null",
+            f"train.sources.images=[{images}]", "codec.model.width=0.0625", f"hydra.run.dir={tmp / 'hydra'}", *extra]
+
+
+def test_train_two_steps_then_resume_then_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = [sys.executable, "-m", "pipeline", *_train_args(tmp_path, 2, [f"train.export={tmp_path / 'exported'}"])]
+    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    meta = json.loads((tmp_path / "run" / "last.json").read_text())
+    assert meta["step"] == 2 and meta["model"]["width"] == 0.0625
+    assert (tmp_path / "exported.safetensors").is_file()
+    assert cli_main(_train_args(tmp_path, 3)) == 0
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]  # resumed at step 2, not restarted
+    assert json.loads((tmp_path / "run" / "last.json").read_text())["step"] == 3
+
+    # CLI: encode and decode with the exported weights, then decode a prefix.
+    image = tmp_path / "images" / "a.png"
+    weights = f"codec.weights={tmp_path / 'exported'}"
+    cli = [sys.executable, "-m", "pipeline"]
+    enc = subprocess.run([*cli, "encode", str(image), str(tmp_path / "a.bin"), "codec.iterations=3", weights,
+                          f"hydra.run.dir={tmp_path / 'hydra'}"], capture_output=True, text=True, cwd=REPO)
+    assert enc.returncode == 0, enc.stderr[-2000:]
+    hydra_dir = f"hydra.run.dir={tmp_path / 'hydra'}"
+    assert cli_main(["decode", str(tmp_path / "a.bin"), str(tmp_path / "b.png"), weights,
+                     "codec.decode_iterations=2", hydra_dir]) == 0
+    assert cv2.imread(str(tmp_path / "b.png")).shape == (64, 80, 3)
+    assert cli_main(["decode", str(image), str(tmp_path / "c.png"), weights, hydra_dir]) == 2
+    assert "unknown format" in capsys.readouterr().err
+
+
+def test_init_checkpoint_must_match_config(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    save_model(RNNCodec(width=0.0625, unit="lstm"), tmp_path / "init")
+    assert cli_main(_train_args(tmp_path, 1, [f"train.init={tmp_path / 'init'}"])) == 2
+    assert "init weights" in capsys.readouterr().err
+
+
+def test_schedule_ends_with_steps_or_time_budget() -> None:
+    from codec.train import TrainConfig, lr_at, progress
+
+    cfg = TrainConfig(steps=100, lr=1e-3, lr_min=1e-5, max_minutes=10)
+    assert progress(cfg, 0, 0.0) == 0.0 and lr_at(cfg, 0.0) == pytest.approx(1e-3)
+    assert progress(cfg, 50, 60.0) == 0.5  # step-bound
+    assert progress(cfg, 10, 300.0) == 0.5  # time-bound on a slow machine
+    assert progress(cfg, 10, 900.0) == 1.0 and lr_at(cfg, 1.0) == pytest.approx(1e-5)
