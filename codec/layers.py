@@ -8,6 +8,7 @@ stride, so a cell can downsample like the encoder's layers in the paper.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 State = tuple[Tensor, ...]
@@ -49,12 +50,17 @@ class ConvGRUCell(_ConvCell):
     gates = 3
 
     def forward(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
-        h = state[0] if state is not None else self._zeros(x)
         xz, xr, xn = self.conv_x(x).chunk(3, dim=1)
-        # The candidate uses the reset-gated hidden state, so its hidden conv is applied separately.
-        hz, hr, _ = self.conv_h(h).chunk(3, dim=1)
+        if state is None:  # h = 0: every hidden convolution is exactly zero, so skip them
+            z = torch.sigmoid(xz)
+            h = z * torch.tanh(xn)
+            return h, (h,)
+        h = state[0]
+        # The candidate uses the reset-gated hidden state, so its third of the hidden conv runs separately.
+        weight, pad, n = self.conv_h.weight, self.conv_h.padding, self.hidden
+        hz, hr = F.conv2d(h, weight[: 2 * n].contiguous(), None, 1, pad).chunk(2, dim=1)
         z, r = torch.sigmoid(xz + hz), torch.sigmoid(xr + hr)
-        hn = self.conv_h(r * h).chunk(3, dim=1)[2]
+        hn = F.conv2d(r * h, weight[2 * n :].contiguous(), None, 1, pad)
         h = (1 - z) * h + z * torch.tanh(xn + hn)
         return h, (h,)
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -96,10 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     def entry(cfg: DictConfig) -> None:
         try:
             result["rc"] = int(module.main(cfg, positional) or 0)
-        except (UserError, ValueError, OSError) as err:
-            if os.environ.get("DRIVECODEC_DEBUG"):
+        except (UserError, ValueError, OSError, InstantiationException) as err:
+            # instantiate() wraps a component's own error; show the component's message.
+            cause = err.__cause__ if isinstance(err, InstantiationException) else err
+            if os.environ.get("DRIVECODEC_DEBUG") or not isinstance(cause, UserError | ValueError | OSError):
                 raise
-            print(f"drivecodec {command}: error: {err}", file=sys.stderr)
+            print(f"drivecodec {command}: error: {cause}", file=sys.stderr)
             result["rc"] = 2
 
     saved = sys.argv

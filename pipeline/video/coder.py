@@ -1,0 +1,210 @@
+"""The closed-loop video coder: I-frames with the intra RNN model, P-frames as RNN-coded residuals.
+
+Modes (identical outputs, so they compare directly):
+- ``intra``: every frame coded alone;
+- ``diff``: residual against the previous *decoded* frame, no motion;
+- ``mc``: residual against the motion-compensated previous decoded frame (default).
+
+The encoder reconstructs exactly what the decoder will (the codec's encoder runs the decoder on the bits it
+sends), so prediction never drifts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from codec.coder import ImageCodec
+from codec.model import Codes
+from pipeline.frames import Frame
+from pipeline.video import container
+from pipeline.video.rate import RateControl, blocks_reaching, pad_blocks, to_tensor
+
+MODES = ("intra", "diff", "mc")
+
+
+class Motion(Protocol):
+    def estimate(self, cur: np.ndarray, ref: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray: ...
+    def compensate(self, ref: np.ndarray, mv: np.ndarray) -> np.ndarray: ...
+    def encode(self, mv: np.ndarray) -> bytes: ...
+    def decode(self, data: bytes, frame_shape: tuple[int, ...]) -> np.ndarray: ...
+
+
+@dataclass
+class CodedFrame:
+    record: container.FrameRecord
+    decoded: np.ndarray  # (H, W, 3) uint8, what the decoder will output
+    motion_bits: int
+    residual_bits: int
+    iterations: float  # mean iterations per 16x16 block
+    skipped: float  # fraction of blocks with zero iterations
+
+    @property
+    def bits(self) -> int:
+        return self.motion_bits + self.residual_bits
+
+
+class VideoCoder:
+    """Codes a stream of frames into container records and back.
+
+    ``residual_gain`` scales residuals (frame - prediction, in [-1, 1]) into the codec's [-0.5, 0.5] input:
+    motion-compensated residuals are small, so a gain above 1 spends the codec's precision where they live.
+    """
+
+    def __init__(self, intra: ImageCodec, residual: ImageCodec, motion: Motion, mode: str = "mc", gop: int = 30,
+                 rate: RateControl | None = None, residual_gain: float = 2.0) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r} is unknown; expected one of {MODES}")
+        if gop < 1:
+            raise ValueError(f"gop must be >= 1, got {gop}")
+        self.intra, self.residual, self.motion = intra, residual, motion
+        self.mode, self.gop = mode, gop
+        self.rate = rate or RateControl()
+        self.residual_gain = float(residual_gain)
+
+    # ---- header --------------------------------------------------------------------------------------
+    def header(self, names: list[str], height: int, width: int) -> dict[str, Any]:
+        return {"mode": self.mode, "gop": self.gop, "height": height, "width": width, "names": names,
+                "residual_gain": self.residual_gain, "intra_model": self.intra.model_id.hex(),
+                "residual_model": self.residual.model_id.hex(), "compensation": self._compensation()}
+
+    def _compensation(self) -> dict[str, Any]:
+        """The motion settings the decoder must share (prediction has to match the encoder's exactly)."""
+        return {key: getattr(self.motion, key, None) for key in ("block", "obmc")}
+
+    def check_header(self, header: dict[str, Any], source: str) -> None:
+        for key, model in (("intra_model", self.intra), ("residual_model", self.residual)):
+            if header.get(key) != model.model_id.hex():
+                raise ValueError(f"{source}: coded with {key.replace('_', ' ')} {header.get(key)}, but the loaded "
+                                 f"model is {model.model_id.hex()}; decode with the weights that encoded it")
+        if header.get("mode") == "mc" and header.get("compensation") != self._compensation():
+            raise ValueError(f"{source}: coded with motion settings {header.get('compensation')}, but the decoder "
+                             f"is configured with {self._compensation()}; pass matching motion.* overrides")
+
+    # ---- encoding ------------------------------------------------------------------------------------
+    def frame_type(self, index: int) -> str:
+        return "I" if self.mode == "intra" or index % self.gop == 0 else "P"
+
+    def encode(self, frames: Iterable[Frame]) -> Iterator[CodedFrame]:
+        previous: np.ndarray | None = None
+        vectors: np.ndarray | None = None
+        for index, frame in enumerate(frames):
+            if self.frame_type(index) == "I":
+                coded = self._encode_intra(frame.image, index)
+                vectors = None
+            else:
+                coded, vectors = self._encode_inter(frame.image, previous, vectors, index)
+            previous = coded.decoded
+            yield coded
+
+    def _encode_intra(self, image: np.ndarray, index: int) -> CodedFrame:
+        target = to_tensor(image)
+        x = target / 255.0 - 0.5
+        done = None
+        if self.rate.mode == "quality":
+            padded = pad_blocks(target)
+            done = lambda t, recon: blocks_reaching(padded, (recon + 0.5) * 255.0, self.rate.psnr)  # noqa: E731
+        codes, chunks = self._code(self.intra, x, done, None, image.size // 3, 0)
+        decoded = _to_uint8((codes.recon + 0.5) * 255.0)
+        return self._record("I", index, decoded, b"", codes, chunks)
+
+    def _encode_inter(self, image: np.ndarray, previous: np.ndarray, vectors: np.ndarray | None,
+                      index: int) -> tuple[CodedFrame, np.ndarray | None]:
+        mv_bytes = b""
+        if self.mode == "mc":
+            vectors = self.motion.estimate(image, previous, vectors)
+            mv_bytes = self.motion.encode(vectors)
+            prediction = self.motion.compensate(previous, vectors)
+        else:
+            prediction = previous
+        target, pred = to_tensor(image), to_tensor(prediction)
+        x = ((target - pred) / 255.0 * self.residual_gain).clamp(-0.5, 0.5)
+        padded_target, padded_pred = pad_blocks(target), pad_blocks(pred)
+        scale = 255.0 / self.residual_gain
+
+        def estimate(recon: Tensor) -> Tensor:
+            return (padded_pred + recon * scale).clamp(0, 255)
+
+        initial = None
+        if self.rate.skip:
+            initial = ~blocks_reaching(padded_target, padded_pred, self.rate.psnr)[0, 0]
+        done = None
+        if self.rate.mode == "quality":
+            done = lambda t, recon: blocks_reaching(padded_target, estimate(recon), self.rate.psnr)  # noqa: E731
+        codes, chunks = self._code(self.residual, x, done, initial, image.size // 3, 8 * len(mv_bytes))
+        decoded = _to_uint8(pred + codes.recon * scale)
+        return self._record("P", index, decoded, mv_bytes, codes, chunks), vectors
+
+    def _code(self, codec: ImageCodec, x: Tensor, done, initial: Tensor | None, pixels: int,
+              side_bits: int) -> tuple[Codes, list[bytes]]:
+        codes = codec.encode(x, self.rate.coded_iterations, block_done=done, active=initial)
+        chunks = codec.codes_to_chunks(codes)
+        if self.rate.mode == "bpp":
+            codes, chunks = _truncate_to_budget(codec, codes, chunks, self.rate.bpp * pixels - side_bits)
+        return codes, chunks
+
+    def _record(self, kind: str, index: int, decoded: np.ndarray, mv_bytes: bytes, codes: Codes,
+                chunks: list[bytes]) -> CodedFrame:
+        blobs = [mv_bytes, *chunks] if kind == "P" else chunks
+        counts = codes.counts.astype(np.float64)
+        return CodedFrame(record=container.FrameRecord(kind, index, blobs), decoded=decoded,
+                          motion_bits=8 * len(mv_bytes), residual_bits=8 * sum(len(c) for c in chunks),
+                          iterations=float(counts.mean()), skipped=float((counts == 0).mean()))
+
+    # ---- decoding ------------------------------------------------------------------------------------
+    def decode(self, data: bytes, source: str = "stream") -> Iterator[tuple[str, np.ndarray]]:
+        """Yield (frame name, decoded uint8 frame) for every frame of a sequence container."""
+        header, offset = container.decode_header(data, source)
+        self.check_header(header, source)
+        names = header["names"]
+        shape = (header["height"], header["width"], 3)
+        gain = float(header["residual_gain"])
+        previous: np.ndarray | None = None
+        for record in container.iter_records(data, offset, names, source):
+            what = f"{source}: frame {record.index} ({names[record.index]})"
+            try:
+                if record.type == "I":
+                    codes = self.intra.chunks_to_codes(record.blobs)
+                    decoded = _to_uint8((self.intra.decode(codes) + 0.5) * 255.0)
+                else:
+                    if previous is None:
+                        raise ValueError("P-frame without a preceding decoded frame")
+                    mv_bytes, *chunks = record.blobs
+                    if header["mode"] == "mc":
+                        prediction = self.motion.compensate(previous, self.motion.decode(mv_bytes, shape))
+                    else:
+                        prediction = previous
+                    codes = self.residual.chunks_to_codes(chunks)
+                    decoded = _to_uint8(to_tensor(prediction) + self.residual.decode(codes) * (255.0 / gain))
+            except ValueError as err:
+                raise ValueError(f"{what}: {err}") from err
+            if decoded.shape != shape:
+                raise ValueError(f"{what}: decoded size {decoded.shape} differs from the header's {shape}")
+            previous = decoded
+            yield names[record.index], decoded
+
+
+def _truncate_to_budget(codec: ImageCodec, codes: Codes, chunks: list[bytes],
+                        budget_bits: float) -> tuple[Codes, list[bytes]]:
+    """The longest prefix of iterations (at least one) whose chunks fit ``budget_bits``.
+
+    Chunk t codes exactly the blocks active in iteration t, so a prefix's size is the sum of its chunks.
+    """
+    sizes = np.cumsum([len(c) for c in chunks[1:]]) + len(chunks[0])
+    keep = max(1, int(np.searchsorted(sizes * 8, budget_bits, side="right")))
+    if keep >= codes.iterations:
+        return codes, chunks
+    prefix = Codes(bits=codes.bits[:keep], counts=np.minimum(codes.counts, keep).astype(np.uint8),
+                   height=codes.height, width=codes.width)
+    prefix.recon = codec.decode(prefix)
+    return prefix, codec.codes_to_chunks(prefix)
+
+
+def _to_uint8(image: Tensor) -> np.ndarray:
+    """(1, 3, H, W) float in [0, 255] -> (H, W, 3) uint8, rounded and clipped."""
+    return image[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()

@@ -1,0 +1,114 @@
+"""The closed-loop video coder with small random-weight codecs: exactness, modes, rate control, errors."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from codec.coder import ImageCodec
+from codec.model import ModelConfig, RNNCodec
+from flow.motion import BlockMotion
+from pipeline.frames import Frame
+from pipeline.video import container
+from pipeline.video.coder import VideoCoder
+from pipeline.video.rate import RateControl
+
+SIZE = (160, 96)  # not a multiple of 32 in height: exercises padding
+
+
+def _codec(seed: int) -> ImageCodec:
+    torch.manual_seed(seed)
+    return ImageCodec(RNNCodec(ModelConfig(width=0.125)).eval())
+
+
+@pytest.fixture(scope="module")
+def codecs():
+    return _codec(0), _codec(1)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Four frames of a textured scene panning right by 3 px a frame."""
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 256, (SIZE[1], SIZE[0] + 40, 3), dtype=np.uint8), (5, 5), 0)
+    return [np.ascontiguousarray(base[:, 3 * i : 3 * i + SIZE[0]]) for i in range(4)]
+
+
+def _code(coder: VideoCoder, frames):
+    names = [f"f{i}.png" for i in range(len(frames))]
+    coded = list(coder.encode(Frame(f, n, i) for i, (f, n) in enumerate(zip(frames, names, strict=True))))
+    data = container.encode_header(coder.header(names, *frames[0].shape[:2]))
+    data += b"".join(container.encode_record(c.record) for c in coded)
+    return coded, data
+
+
+@pytest.mark.parametrize(("mode", "rate"), [("intra", RateControl("iterations", iterations=2)),
+                                            ("diff", RateControl("iterations", iterations=2)),
+                                            ("mc", RateControl("iterations", iterations=2)),
+                                            ("mc", RateControl("quality", max_iterations=3, psnr=20.0)),
+                                            ("mc", RateControl("bpp", max_iterations=4, bpp=0.3))])
+def test_decoder_reproduces_encoder_bit_for_bit(codecs, frames, mode, rate):
+    coder = VideoCoder(*codecs, BlockMotion(search=16), mode=mode, gop=3, rate=rate)
+    coded, data = _code(coder, frames)
+    decoded = list(coder.decode(data))
+    assert [name for name, _ in decoded] == ["f0.png", "f1.png", "f2.png", "f3.png"]
+    for c, (_, image) in zip(coded, decoded, strict=True):
+        assert image.shape == frames[0].shape and image.dtype == np.uint8
+        assert np.array_equal(c.decoded, image)
+    expected = ["I"] * 4 if mode == "intra" else ["I", "P", "P", "I"]
+    assert [c.record.type for c in coded] == expected
+
+
+def test_p_frames_skip_blocks_whose_prediction_is_good_enough(codecs, frames):
+    # A still scene and a skip threshold every prediction of it reaches: P-frames send vectors only.
+    rate = RateControl("iterations", iterations=2, psnr=5.0)
+    coder = VideoCoder(*codecs, BlockMotion(search=16), mode="mc", rate=rate)
+    coded, _ = _code(coder, [frames[0]] * 3)
+    for p in coded[1:]:
+        assert p.skipped == 1.0 and p.iterations == 0.0
+        assert p.residual_bits < coded[0].residual_bits / 4
+
+
+def test_skip_off_codes_every_block(codecs, frames):
+    coder = VideoCoder(*codecs, BlockMotion(search=16), mode="mc",
+                       rate=RateControl("iterations", iterations=2, skip=False))
+    coded, _ = _code(coder, [frames[0]] * 3)
+    assert all(c.skipped == 0.0 for c in coded)
+
+
+def test_bpp_mode_keeps_to_the_budget(codecs, frames):
+    rate = RateControl("bpp", max_iterations=6, bpp=0.15)
+    coder = VideoCoder(*codecs, BlockMotion(search=16), mode="intra", rate=rate)
+    coded, _ = _code(coder, frames[:2])
+    pixels = SIZE[0] * SIZE[1]
+    for c in coded:
+        assert c.iterations < 6  # the budget cut iterations
+        assert c.bits <= 0.15 * pixels or c.iterations <= 1
+
+
+def test_more_iterations_cost_more_and_fit_better(codecs, frames):
+    low = VideoCoder(*codecs, BlockMotion(search=16), mode="intra", rate=RateControl("iterations", iterations=1))
+    high = VideoCoder(*codecs, BlockMotion(search=16), mode="intra", rate=RateControl("iterations", iterations=4))
+    (c_low,), _ = _code(low, frames[:1])
+    (c_high,), _ = _code(high, frames[:1])
+    assert c_high.bits > c_low.bits
+
+
+def test_wrong_weights_and_damage_give_clear_errors(codecs, frames):
+    coder = VideoCoder(*codecs, BlockMotion(search=16), mode="mc", rate=RateControl("iterations", iterations=1))
+    _, data = _code(coder, frames[:3])
+    other = VideoCoder(_codec(5), codecs[1], BlockMotion(search=16))
+    with pytest.raises(ValueError, match="intra model"):
+        list(other.decode(data))
+    no_obmc = VideoCoder(*codecs, BlockMotion(search=16, obmc=False))
+    with pytest.raises(ValueError, match="motion settings"):
+        list(no_obmc.decode(data))
+    with pytest.raises(ValueError, match=r"frame 2 \(f2.png\)"):
+        list(coder.decode(data[:-3]))
+
+
+def test_bad_configuration_is_rejected(codecs):
+    with pytest.raises(ValueError, match="mode='fast'"):
+        VideoCoder(*codecs, BlockMotion(), mode="fast")
+    with pytest.raises(ValueError, match="rate.mode"):
+        RateControl("constant")
