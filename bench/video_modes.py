@@ -46,7 +46,7 @@ def main() -> int:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for `python -m pipeline evaluate`")
     args = parser.parse_args()
     if args.results:
-        out_dir, wall, load = args.results.parent, float("nan"), os.getloadavg()[0]
+        out_dir, load = args.results.resolve().parent, os.getloadavg()[0]
         source = f"modes taken from the evaluation run `{out_dir.relative_to(REPO_DIR)}` (see its RESULTS section)"
     else:
         if not DATA.is_dir():
@@ -73,8 +73,8 @@ def main() -> int:
                      + " |")
     lines += ["", "| mode | iterations | bpp | PSNR dB | MS-SSIM | flow px | encode s/frame | decode s/frame |",
               "|---|---|---|---|---|---|---|---|"]
-    for name, points in curves.items():
-        for p in points:
+    for name in ("rnn_intra", "rnn_diff", "rnn_mc"):
+        for p in curves[name]:
             lines.append(f"| {name} | {p['point']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['msssim']:.4f} | "
                          f"{p['flow_consistency']:.3f} | {p['encode_s_per_frame']:.2f} | "
                          f"{p['decode_s_per_frame']:.2f} |")
