@@ -30,7 +30,8 @@ _META = struct.Struct("<IIBB")  # height, width, iterations, channels
 MAX_SIDE = 1 << 16
 
 
-def _meta_chunk(codes: Codes) -> bytes:
+def meta_chunk(codes: Codes) -> bytes:
+    """Chunk 0: image size, iterations, channels and the per-block iteration counts."""
     return _META.pack(codes.height, codes.width, codes.iterations, codes.bits.shape[1]) + zlib.compress(
         codes.counts.astype(np.uint8).tobytes(), 9)
 
@@ -59,7 +60,7 @@ def parse_meta(chunk: bytes) -> tuple[int, int, int, int, np.ndarray]:
 def codes_to_chunks(codes: Codes, prior: np.ndarray | None = None) -> list[bytes]:
     """[meta chunk, iteration 0, iteration 1, ...]: bytes a container can store one by one."""
     coder = BitCoder(codes.bits.shape[1], prior)
-    chunks = [_meta_chunk(codes)]
+    chunks = [meta_chunk(codes)]
     for t in range(codes.iterations):
         chunks.append(coder.encode(codes.bits[t], codes.counts > t))
     return chunks

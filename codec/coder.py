@@ -13,7 +13,7 @@ from safetensors.numpy import load_file
 from codec.bitstream import chunks_to_codes, codes_to_chunks, pack, unpack
 from codec.entropy import N_CONTEXTS
 from codec.model import BlockDone, Codes, RNNCodec
-from codec.zoo import WEIGHTS_DIR, load_model
+from codec.zoo import WEIGHTS_DIR, load_model, weights_stem
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -42,7 +42,7 @@ class ImageCodec:
     @classmethod
     def load(cls, stem: str | Path = WEIGHTS_DIR / "intra", device: str = "cpu") -> ImageCodec:
         """Weights ``stem.safetensors`` + ``stem.json`` and, when present, the prior ``stem.entropy.safetensors``."""
-        stem = Path(stem)
+        stem = weights_stem(stem)
         model = load_model(stem, device)
         prior_path = stem.with_name(stem.name + ".entropy.safetensors")
         prior = None

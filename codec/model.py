@@ -179,8 +179,7 @@ class RNNCodec(nn.Module):
         recon = torch.zeros_like(xp)  # 0 + first step is exact, and blocks never coded stay 0
         all_bits = []
         for t in range(iterations):
-            residual = xp if recon is None else xp - recon
-            bits, enc_state = self.encode_step(residual * self.gain(t), enc_state)
+            bits, enc_state = self.encode_step((xp - recon) * self.gain(t), enc_state)
             bits = bits * active.to(bits.dtype)
             all_bits.append(bits[0].to(torch.int8).cpu())
             counts += active.cpu().long()

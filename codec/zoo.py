@@ -19,6 +19,16 @@ from codec.model import ModelConfig, RNNCodec
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
+def weights_stem(path: str | Path) -> Path:
+    """``NAME``, ``NAME.safetensors`` or ``NAME.json`` -> ``NAME`` (other dots in the name are kept)."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".safetensors").removesuffix(".json"))
+
+
+def _named(stem: Path, suffix: str) -> Path:
+    return stem.with_name(stem.name + suffix)
+
+
 def save_model(model: RNNCodec, stem: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write ``stem.safetensors`` and ``stem.json`` (model config plus ``extra``), each via a temporary name."""
     stem = Path(stem)
@@ -27,17 +37,17 @@ def save_model(model: RNNCodec, stem: str | Path, extra: dict[str, Any] | None =
     tmp = stem.with_name(stem.name + ".safetensors.tmp")
     save_file(tensors, str(tmp))
     os.chmod(tmp, 0o644)  # safetensors creates the file owner-only
-    os.replace(tmp, stem.with_suffix(".safetensors"))
+    os.replace(tmp, _named(stem, ".safetensors"))
     meta = {"model": model.config.to_dict(), **(extra or {})}
     tmp = stem.with_name(stem.name + ".json.tmp")
     tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, stem.with_suffix(".json"))
-    return stem.with_suffix(".safetensors")
+    os.replace(tmp, _named(stem, ".json"))
+    return _named(stem, ".safetensors")
 
 
 def read_meta(stem: str | Path) -> dict[str, Any]:
     """The JSON beside the weights; ValueError when it is missing or unreadable."""
-    path = Path(stem).with_suffix(".json")
+    path = _named(weights_stem(stem), ".json")
     if not path.is_file():
         raise FileNotFoundError(f"model config {path} is missing (expected beside the .safetensors weights)")
     try:
@@ -50,11 +60,9 @@ def read_meta(stem: str | Path) -> dict[str, Any]:
 
 def load_model(stem: str | Path, device: str | torch.device = "cpu") -> RNNCodec:
     """Build the model from ``stem.json`` and load ``stem.safetensors``; returned in eval mode."""
-    stem = Path(stem)
-    if stem.suffix in {".safetensors", ".json"}:
-        stem = stem.with_suffix("")
+    stem = weights_stem(stem)
     meta = read_meta(stem)
-    weights = stem.with_suffix(".safetensors")
+    weights = _named(stem, ".safetensors")
     if not weights.is_file():
         raise FileNotFoundError(f"codec weights {weights} are missing")
     model = RNNCodec(ModelConfig(**meta["model"]))
@@ -65,7 +73,7 @@ def load_model(stem: str | Path, device: str | torch.device = "cpu") -> RNNCodec
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise ValueError(f"codec weights {weights} do not match the config in {stem.with_suffix('.json')}: "
+        raise ValueError(f"codec weights {weights} do not match the config in {_named(stem, '.json')}: "
                          f"{str(err).splitlines()[0]}") from err
     return model.to(device).eval()
 

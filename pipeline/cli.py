@@ -8,7 +8,6 @@ here; the rest goes to ``@hydra.main`` unchanged, so ``--cfg job``, ``hydra.run.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -16,21 +15,22 @@ from pathlib import Path
 import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_DIR / "conf"
 # `${repo:data/sample}` in configs: paths inside the project, whatever the working directory.
 OmegaConf.register_new_resolver("repo", lambda rel="": str(REPO_DIR / rel), replace=True)
 
-# name -> (module, issue that delivers it, one-line help)
-COMMANDS: dict[str, tuple[str, int, str]] = {
-    "run": ("pipeline.commands.run", 5, "code sequences with motion-compensated RNN residuals (main job)"),
-    "preprocess": ("pipeline.commands.preprocess", 7, "code a whole dataset, resumable, local pool or Ray"),
-    "evaluate": ("pipeline.commands.evaluate", 6, "flow-quality report against JPEG, WebP, x264, x265, AV1"),
-    "train": ("pipeline.commands.train", 4, "train the RNN codec (L1, MS-SSIM, flow-consistency losses)"),
-    "encode": ("pipeline.commands.encode", 4, "encode one image: encode IN.png OUT.bin"),
-    "decode": ("pipeline.commands.decode", 4, "decode an image or sequence bitstream: decode IN.bin OUT"),
-    "flow": ("pipeline.commands.flow", 3, "optical flow of a frame pair: flow FRAME1 FRAME2 OUT.flo"),
+# name -> (module with `main(cfg, args) -> int`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("pipeline.commands.run", "code sequences with motion-compensated RNN residuals (main job)"),
+    "preprocess": ("pipeline.commands.preprocess", "code a whole dataset, resumable, local pool or Ray"),
+    "evaluate": ("pipeline.commands.evaluate", "flow-quality report against JPEG, WebP, x264, x265, AV1"),
+    "train": ("pipeline.commands.train", "train the RNN codec (L1, MS-SSIM, flow-consistency losses)"),
+    "encode": ("pipeline.commands.encode", "encode one image: encode IN.png OUT.bin"),
+    "decode": ("pipeline.commands.decode", "decode an image or sequence bitstream: decode IN.bin OUT"),
+    "flow": ("pipeline.commands.flow", "optical flow of a frame pair: flow FRAME1 FRAME2 OUT.flo"),
 }
 
 # Hydra flags that consume the next argument.
@@ -46,7 +46,7 @@ class UserError(Exception):
 def usage() -> str:
     lines = ["usage: python -m pipeline COMMAND [ARGS ...] [key=value ...]", "", "commands:"]
     width = max(map(len, COMMANDS))
-    lines += [f"  {name:<{width}}  {helptext}" for name, (_, _, helptext) in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {helptext}" for name, (_, helptext) in COMMANDS.items()]
     lines += ["", "Options are Hydra overrides, e.g. `dataset=cityscapes dataset.root=DIR`;",
               "`python -m pipeline COMMAND --cfg job` prints the composed config."]
     return "\n".join(lines)
@@ -81,10 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module_name, issue, _ = COMMANDS[command]
-    if importlib.util.find_spec(module_name) is None:
-        print(f"`{command}` is not available yet: it is delivered by issue #{issue}.", file=sys.stderr)
-        return 2
+    module_name, _ = COMMANDS[command]
     if not CONF_DIR.is_dir():
         print(f"config directory {CONF_DIR} is missing: install the project with `pip install -e .`",
               file=sys.stderr)
@@ -97,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     def entry(cfg: DictConfig) -> None:
         try:
             result["rc"] = int(module.main(cfg, positional) or 0)
-        except (UserError, ValueError, OSError, InstantiationException) as err:
+        except (UserError, ValueError, OSError, OmegaConfBaseException, InstantiationException) as err:
             # instantiate() wraps a component's own error; show the component's message.
             cause = err.__cause__ if isinstance(err, InstantiationException) else err
-            if os.environ.get("DRIVECODEC_DEBUG") or not isinstance(cause, UserError | ValueError | OSError):
+            expected = UserError | ValueError | OSError | OmegaConfBaseException
+            if os.environ.get("DRIVECODEC_DEBUG") or not isinstance(cause, expected):
                 raise
             print(f"drivecodec {command}: error: {cause}", file=sys.stderr)
             result["rc"] = 2

@@ -54,16 +54,3 @@ class Sequence:
             raise ValueError(f"sequence {self.name}: expected {len(self.frame_names)} frames from "
                              f"{self.source}, got {count}")
 
-
-def pad_to_multiple(image: np.ndarray, multiple: int = 32) -> np.ndarray:
-    """Edge-replicate pad (H, W, C) on the bottom and right to multiples of ``multiple``."""
-    h, w = image.shape[:2]
-    ph, pw = -h % multiple, -w % multiple
-    if ph == 0 and pw == 0:
-        return image
-    return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
-
-
-def crop_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Undo :func:`pad_to_multiple`."""
-    return image[:height, :width]

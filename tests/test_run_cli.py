@@ -44,7 +44,9 @@ def test_standalone_decode_matches_the_run(run_dir, tmp_path):
     out = tmp_path / "decoded"
     result = _cli("decode", str(stream), str(out), f"hydra.run.dir={tmp_path / 'hydra'}")
     assert result.returncode == 0, result.stderr[-2000:]
-    for original in sorted((run_dir / "frames").rglob("*.png")):
+    originals = sorted((run_dir / "frames").rglob("*.png"))
+    assert len(originals) == 3
+    for original in originals:
         assert np.array_equal(cv2.imread(str(original)), cv2.imread(str(out / original.name)))
 
 
@@ -62,6 +64,12 @@ def test_cfg_job_prints_the_composed_config():
     result = _cli("run", "--cfg", "job", "mode=diff", "rate.mode=quality")
     assert result.returncode == 0, result.stderr
     assert "mode: diff" in result.stdout and "_target_: flow.motion.BlockMotion" in result.stdout
+
+
+def test_unset_dataset_root_is_a_clear_error(tmp_path):
+    result = _cli("run", "dataset=cityscapes", f"hydra.run.dir={tmp_path / 'h'}")
+    assert result.returncode == 2
+    assert "dataset.root" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_missing_dataset_root_is_a_clear_error(tmp_path):

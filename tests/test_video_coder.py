@@ -86,7 +86,7 @@ def test_bpp_mode_keeps_to_the_budget(codecs, frames):
         assert c.bits <= 0.15 * pixels or c.iterations <= 1
 
 
-def test_more_iterations_cost_more_and_fit_better(codecs, frames):
+def test_more_iterations_cost_more_bits(codecs, frames):
     low = VideoCoder(*codecs, BlockMotion(search=16), mode="intra", rate=RateControl("iterations", iterations=1))
     high = VideoCoder(*codecs, BlockMotion(search=16), mode="intra", rate=RateControl("iterations", iterations=4))
     (c_low,), _ = _code(low, frames[:1])
@@ -112,3 +112,15 @@ def test_bad_configuration_is_rejected(codecs):
         VideoCoder(*codecs, BlockMotion(), mode="fast")
     with pytest.raises(ValueError, match="rate.mode"):
         RateControl("constant")
+
+
+def test_evaluation_adapter_codes_with_the_shipped_weights(frames):
+    from codec.zoo import WEIGHTS_DIR
+    from pipeline.evaluation.rnn import RNNVideoCodec
+
+    codec = RNNVideoCodec("rnn_mc", "mc", [1, 2], str(WEIGHTS_DIR / "intra"), str(WEIGHTS_DIR / "residual"),
+                          BlockMotion(search=16))
+    clip = [f[:64, :96].copy() for f in frames[:2]]
+    out = codec.code(clip, 1)
+    out.check(clip, codec.name, 1)
+    assert all(b > 0 for b in out.bits) and codec.points() == [1, 2]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,13 +37,16 @@ def decode_sequence(cfg: DictConfig, data: bytes, source: Path, target: Path) ->
     """A sequence container -> one PNG per frame (original names) in the folder ``target``, renamed into place."""
     if target.is_file() or (target.is_dir() and any(target.iterdir())):
         raise ValueError(f"output folder {target} exists and is not empty; choose a new folder")
+    if cfg.codec.get("decode_iterations") is not None:
+        raise ValueError("codec.decode_iterations applies to image bitstreams; a sequence decodes in full")
     coder = build_coder(cfg)
-    staging = target.with_name(target.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         count = 0
         for name, image in coder.decode(data, str(source)):
+            if Path(name).name != name or name in {"", ".", ".."}:
+                raise ValueError(f"{source}: frame name {name!r} is not a plain file name")
             write_image(staging / png_name(name), image)
             count += 1
         if target.is_dir():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -12,6 +11,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from pipeline.cli import UserError
+from pipeline.imageio import write_bytes_atomic
 from pipeline.video.build import build_coder, build_flow_score
 from pipeline.video.sequence import code_sequence, summarize
 
@@ -36,9 +36,7 @@ def main(cfg: DictConfig, args: list[str]) -> int:
     rows = [row for s in sequences for row in s["frames"]]
     metrics = {"mode": cfg.mode, "rate": dict(cfg.rate), "summary": summarize(rows), "sequences": sequences,
                "frames": rows}
-    tmp = out_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out_dir / "metrics.json")
+    write_bytes_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
     print(format_table(sequences, metrics["summary"]))
     print(f"outputs: {out_dir}")
     return 0

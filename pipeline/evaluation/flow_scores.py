@@ -1,8 +1,9 @@
 """The flow metrics of the report as ``metric(original_frames, decoded_frames) -> float``, over flow.metrics.
 
 Built from ``eval.flow_metrics`` with ``hydra.utils.instantiate``; each takes the project's flow-consistency
-settings (``${flow.consistency}``: method, preset, scale, mask), so the report scores flow exactly as
-``python -m pipeline run`` does. Frames are lists of uint8 (H, W, 3) RGB.
+settings (``${flow.consistency}``: estimator, scale, mask and its options), the same estimator and mask as
+``python -m pipeline run``; the report pools reliable pixels over all pairs of a sequence, while ``run``
+scores each pair. Frames are lists of uint8 (H, W, 3) RGB.
 """
 
 from __future__ import annotations

@@ -19,11 +19,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from codec.bitstream import meta_chunk
 from codec.coder import ImageCodec
-from codec.model import Codes
+from codec.model import Codes, pad
 from pipeline.frames import Frame
 from pipeline.video import container
-from pipeline.video.rate import RateControl, blocks_reaching, pad_blocks, to_tensor
+from pipeline.video.rate import RateControl, blocks_reaching, to_pixels
 
 MODES = ("intra", "diff", "mc")
 
@@ -52,8 +53,9 @@ class CodedFrame:
 class VideoCoder:
     """Codes a stream of frames into container records and back.
 
-    ``residual_gain`` scales residuals (frame - prediction, in [-1, 1]) into the codec's [-0.5, 0.5] input:
-    motion-compensated residuals are small, so a gain above 1 spends the codec's precision where they live.
+    ``residual_gain`` scales residuals (frame - prediction, in [-1, 1]) before they are clipped to the codec's
+    [-0.5, 0.5] input: motion-compensated residuals are small, so a gain above 1 spends the codec's precision
+    where they live; with gain 2 residuals beyond +-64 levels are clipped (a fraction of a percent of pixels).
     """
 
     def __init__(self, intra: ImageCodec, residual: ImageCodec, motion: Motion, mode: str = "mc", gop: int = 30,
@@ -103,11 +105,11 @@ class VideoCoder:
             yield coded
 
     def _encode_intra(self, image: np.ndarray, index: int) -> CodedFrame:
-        target = to_tensor(image)
+        target = to_pixels(image)
         x = target / 255.0 - 0.5
         done = None
         if self.rate.mode == "quality":
-            padded = pad_blocks(target)
+            padded = pad(target)
             done = lambda t, recon: blocks_reaching(padded, (recon + 0.5) * 255.0, self.rate.psnr)  # noqa: E731
         codes, chunks = self._code(self.intra, x, done, None, image.size // 3, 0)
         decoded = _to_uint8((codes.recon + 0.5) * 255.0)
@@ -122,9 +124,9 @@ class VideoCoder:
             prediction = self.motion.compensate(previous, vectors)
         else:
             prediction = previous
-        target, pred = to_tensor(image), to_tensor(prediction)
+        target, pred = to_pixels(image), to_pixels(prediction)
         x = ((target - pred) / 255.0 * self.residual_gain).clamp(-0.5, 0.5)
-        padded_target, padded_pred = pad_blocks(target), pad_blocks(pred)
+        padded_target, padded_pred = pad(target), pad(pred)
         scale = 255.0 / self.residual_gain
 
         def estimate(recon: Tensor) -> Tensor:
@@ -180,7 +182,7 @@ class VideoCoder:
                     else:
                         prediction = previous
                     codes = self.residual.chunks_to_codes(chunks)
-                    decoded = _to_uint8(to_tensor(prediction) + self.residual.decode(codes) * (255.0 / gain))
+                    decoded = _to_uint8(to_pixels(prediction) + self.residual.decode(codes) * (255.0 / gain))
             except ValueError as err:
                 raise ValueError(f"{what}: {err}") from err
             if decoded.shape != shape:
@@ -202,7 +204,7 @@ def _truncate_to_budget(codec: ImageCodec, codes: Codes, chunks: list[bytes],
     prefix = Codes(bits=codes.bits[:keep], counts=np.minimum(codes.counts, keep).astype(np.uint8),
                    height=codes.height, width=codes.width)
     prefix.recon = codec.decode(prefix)
-    return prefix, codec.codes_to_chunks(prefix)
+    return prefix, [meta_chunk(prefix), *chunks[1 : keep + 1]]
 
 
 def _to_uint8(image: Tensor) -> np.ndarray:

@@ -30,10 +30,6 @@ class FrameRecord:
     index: int
     blobs: list[bytes]
 
-    @property
-    def payload_bytes(self) -> int:
-        return sum(len(b) for b in self.blobs)
-
 
 def pack_blobs(blobs: list[bytes]) -> bytes:
     return struct.pack("<I", len(blobs)) + b"".join(struct.pack("<I", len(b)) + b for b in blobs)

@@ -58,12 +58,6 @@ def blocks_reaching(target: Tensor, estimate: Tensor, psnr: float) -> Tensor:
     return block_mse(target, estimate) <= mse_target(psnr)
 
 
-def pad_blocks(x: Tensor, multiple: int = 32) -> Tensor:
-    """Edge-pad (1, C, H, W) to the codec's multiple so block maps line up with the codec's."""
-    ph, pw = -x.shape[-2] % multiple, -x.shape[-1] % multiple
-    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
-
-
-def to_tensor(image) -> Tensor:
+def to_pixels(image) -> Tensor:
     """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 255]."""
     return torch.from_numpy(image).permute(2, 0, 1)[None].float()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,17 +46,21 @@ def code_sequence(coder: VideoCoder, sequence: Sequence, stream_path: Path, fram
                   on_frame: Callable[[dict], None] | None = None) -> SequenceResult:
     """Encode ``sequence`` into ``stream_path``; optionally write decoded PNGs into ``frames_dir``.
 
-    Frames stream through: only the previous original and decoded frames are kept. The bitstream is written
-    to a temporary name and renamed when complete. With ``verify``, the file is decoded again and must
-    reproduce the encoder's reconstruction bit for bit.
+    Frames stream through: only the previous original and decoded frames are kept. The bitstream and the
+    frame folder are written under temporary names and renamed when complete. With ``verify``, the file is
+    decoded again and must reproduce the encoder's reconstruction bit for bit (compared by SHA-256).
     """
+    if len(sequence) == 0:
+        raise ValueError(f"sequence {sequence.name} ({sequence.source}) has no frames")
     stream_path.parent.mkdir(parents=True, exist_ok=True)
-    if frames_dir is not None:
-        frames_dir.mkdir(parents=True, exist_ok=True)
     tmp = stream_path.with_name(stream_path.name + ".tmp")
+    staging = None if frames_dir is None else frames_dir.with_name(frames_dir.name + ".tmp")
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
     result = SequenceResult(sequence.name, stream_path, 0)
     current: dict[str, Frame] = {}
-    checksums: list[bytes] = []
+    digests: list[bytes] = []
 
     def source() -> Iterator[Frame]:
         for frame in sequence:
@@ -74,18 +80,23 @@ def code_sequence(coder: VideoCoder, sequence: Sequence, stream_path: Path, fram
                 result.frames.append(row)
                 if on_frame is not None:
                     on_frame(row)
-                if frames_dir is not None:
-                    write_image(frames_dir / png_name(frame.name), coded.decoded)
+                if staging is not None:
+                    write_image(staging / png_name(frame.name), coded.decoded)
                 if verify:
-                    checksums.append(coded.decoded.tobytes())
+                    digests.append(hashlib.sha256(coded.decoded.tobytes()).digest())
                 previous = (frame.image, coded.decoded)
             out.flush()
             os.fsync(out.fileno())
         if verify:
-            _verify(coder, tmp, checksums)
+            _verify(coder, tmp, digests)
         os.replace(tmp, stream_path)
+        if staging is not None:
+            shutil.rmtree(frames_dir, ignore_errors=True)
+            os.replace(staging, frames_dir)
     finally:
         tmp.unlink(missing_ok=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     result.bytes = stream_path.stat().st_size
     return result
 
@@ -109,9 +120,11 @@ def _score(frame: Frame, coded, previous, flow_score: PairScore | None) -> dict:
 
 
 def _verify(coder: VideoCoder, path: Path, expected: list[bytes]) -> None:
-    decoded = [image.tobytes() for _, image in coder.decode(path.read_bytes(), str(path))]
-    if len(decoded) != len(expected):
-        raise RuntimeError(f"{path}: decoder produced {len(decoded)} frames, encoder {len(expected)}")
-    for index, (a, b) in enumerate(zip(decoded, expected, strict=True)):
-        if a != b:
-            raise RuntimeError(f"{path}: decoded frame {index} differs from the encoder's reconstruction")
+    count = 0
+    for index, (_, image) in enumerate(coder.decode(path.read_bytes(), str(path))):
+        if index >= len(expected) or hashlib.sha256(image.tobytes()).digest() != expected[index]:
+            raise ValueError(f"{path}: decoded frame {index} differs from the encoder's reconstruction (a decoder "
+                             "fault, or torch changed its arithmetic between encoding and decoding)")
+        count += 1
+    if count != len(expected):
+        raise ValueError(f"{path}: decoder produced {count} frames, the encoder {len(expected)}")
