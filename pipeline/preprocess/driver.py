@@ -77,7 +77,7 @@ def preprocess(cfg: DictConfig, out: str | os.PathLike, factory: CoderFactory = 
         done_frames = sum(t.frames for t in tasks) - sum(t.frames for t in todo)
         with tqdm(total=sum(t.frames for t in tasks), initial=done_frames, unit="frame", desc="preprocess",
                   disable=None if opts.progress is None else not opts.progress, dynamic_ncols=True) as bar:
-            progress = _Progress(bar)
+            progress = _Progress(bar, {t.sequence: t.frames for t in todo})
             if opts.engine == "ray":
                 from pipeline.preprocess.ray_engine import run_ray
 
@@ -92,16 +92,21 @@ def preprocess(cfg: DictConfig, out: str | os.PathLike, factory: CoderFactory = 
 
 
 class _Progress:
-    """The bar counts frames: one step per frame a worker reports, the rest when its sequence's result lands."""
+    """The bar counts frames: one step per frame a worker reports, the rest when its sequence's result lands.
 
-    def __init__(self, bar: tqdm) -> None:
+    A retried sequence reports its frames again; ``totals`` caps each sequence so the bar never overcounts.
+    """
+
+    def __init__(self, bar: tqdm, totals: dict[str, int]) -> None:
         self.bar = bar
+        self.totals = totals
         self.shown: Counter[str] = Counter()
         self.finished: set[str] = set()
         self.ok = self.failed = 0
 
     def frame(self, key: str) -> None:
-        if key not in self.finished:  # a frame report can trail its sequence's result
+        # A frame report can trail its sequence's result, and a retry repeats the frames of the failed attempt.
+        if key not in self.finished and self.shown[key] < self.totals.get(key, 0):
             self.shown[key] += 1
             self.bar.update(1)
 
