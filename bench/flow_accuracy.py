@@ -86,7 +86,8 @@ def main() -> None:
             print(lines[-1], flush=True)
     gt_stats = ""
     if (KITTI / "flow_gt.png").is_file():
-        mag = np.linalg.norm(gt[valid], axis=-1)
+        kitti_gt, kitti_valid = read_kitti_png(KITTI / "flow_gt.png")  # loop variables hold the last data set
+        mag = np.linalg.norm(kitti_gt[kitti_valid], axis=-1)
         gt_stats = (f"KITTI GT: mean |flow| {mag.mean():.1f} px, {100 * (mag > 64).mean():.0f} % of valid pixels "
                     "move more than 64 px (beyond the block matcher's range). ")
     body = (gt_stats + "Block matcher: backward vectors of frame 1 against frame 2 (= forward flow), bilinearly "
