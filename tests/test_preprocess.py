@@ -316,7 +316,7 @@ def wait_for_ok_lines(manifest: Path, proc: subprocess.Popen, count: int, timeou
     raise AssertionError(f"no {count} finished sequences within {timeout} s")
 
 
-def kill_group(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+def kill_group(proc: subprocess.Popen, timeout: float = 30.0) -> None:
     """kill -9 the driver, then check its workers follow it (none may keep writing outputs)."""
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -10,13 +10,16 @@ Outcomes of a task:
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import itertools
 import json
 import os
 import shutil
+import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -168,10 +171,15 @@ def set_threads(threads: int) -> None:
 def exit_with_parent(interval: float = 0.5) -> None:
     """Exit this worker when the driver dies (e.g. ``kill -9``), so no orphan keeps writing outputs.
 
-    Pool workers block on a queue the dead driver can no longer close; polling the parent pid is the
-    portable way to notice.
+    Pool workers block on a queue the dead driver can no longer close. On Linux the kernel delivers SIGKILL
+    when the parent dies (PR_SET_PDEATHSIG); elsewhere, polling the parent pid is the portable way to notice.
     """
     parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        # The kernel kills this worker the moment its parent dies, even while it is busy in native code.
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
 
     def watch() -> None:
         while True:
