@@ -327,8 +327,10 @@ def kill_group(proc: subprocess.Popen, timeout: float = 30.0) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.1)
+    alive = subprocess.run(["ps", "-o", "pid,ppid,stat,etime,args", "-g", str(proc.pid)], capture_output=True,
+                           text=True).stdout
     os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError("worker processes outlived the killed driver")
+    raise AssertionError(f"worker processes outlived the killed driver:\n{alive}")
 
 
 def test_kill_9_in_the_middle_then_rerun_completes_each_sequence_once(data: Path, tmp_path: Path):

@@ -64,7 +64,7 @@ def run_local(tasks: list[Task], cfg: dict, factory: CoderFactory, out_root: str
         while pending or running:
             if executor is None:
                 executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_process,
-                                               initargs=(threads, frames))
+                                               initargs=(threads, frames, os.getpid()))
             while pending and len(running) < workers:
                 task, attempt = pending.popleft()
                 future = executor.submit(_execute_reporting, cfg, factory, out_root, config_hash, task, attempt)
@@ -111,9 +111,9 @@ def _drain(frames: Queue, progress: Callable[[str], None] | None) -> None:
 _FRAMES: dict[str, Queue] = {}
 
 
-def _init_process(threads: int, frames: Queue) -> None:
+def _init_process(threads: int, frames: Queue, driver: int) -> None:
     set_threads(threads)
-    exit_with_parent()
+    exit_with_parent(driver)
     _FRAMES["queue"] = frames
 
 

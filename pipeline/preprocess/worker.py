@@ -168,13 +168,14 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
-def exit_with_parent(interval: float = 0.5) -> None:
+def exit_with_parent(parent: int, interval: float = 0.5) -> None:
     """Exit this worker when the driver dies (e.g. ``kill -9``), so no orphan keeps writing outputs.
 
     Pool workers block on a queue the dead driver can no longer close. On Linux the kernel delivers SIGKILL
     when the parent dies (PR_SET_PDEATHSIG); elsewhere, polling the parent pid is the portable way to notice.
+    ``parent`` is the driver's pid as the driver saw it: a worker still starting up when the driver died has
+    already been re-parented, and must notice that too.
     """
-    parent = os.getppid()
     if sys.platform.startswith("linux"):
         # The kernel kills this worker the moment its parent dies, even while it is busy in native code.
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
