@@ -13,7 +13,6 @@ import html
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 from pipeline.evaluation import plots
 from pipeline.evaluation.bjontegaard import bd_rate_table
 from pipeline.evaluation.sweep import Evaluation, Visual
+from pipeline.imageio import write_bytes_atomic
 
 # metric -> +1 if higher is better, -1 if lower is better (BD-rate then uses its negative as quality)
 BD_METRICS = {"psnr": 1, "msssim": 1, "flow_consistency": -1}
@@ -73,9 +73,9 @@ def write_report(evaluation: Evaluation, out_dir: str | Path, *, reference: str,
     out.mkdir(parents=True, exist_ok=True)
     doc = results(evaluation, reference, intra_reference)
     paths = {"json": out / "results.json", "csv": out / "results.csv", "html": out / "report.html"}
-    _atomic_write(paths["json"], json.dumps(doc, indent=1, allow_nan=False))
-    _atomic_write(paths["csv"], _csv(doc))
-    _atomic_write(paths["html"], _html(evaluation, doc, config_yaml, title))
+    write_bytes_atomic(paths["json"], json.dumps(doc, indent=1, allow_nan=False).encode())
+    write_bytes_atomic(paths["csv"], _csv(doc).encode())
+    write_bytes_atomic(paths["html"], _html(evaluation, doc, config_yaml, title).encode())
     return paths
 
 
@@ -89,12 +89,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _csv(doc: dict) -> str:
