@@ -4,7 +4,7 @@ Rates are actual file sizes (bytes x 8 / pixels) of the bitstream cut after each
 distortion is PSNR (RGB, 8-bit) and MS-SSIM (pytorch-msssim, 5 scales, data_range 255) of the decoded
 image. JPEG is OpenCV's encoder over a quality sweep; both curves are interpolated per image at equal bpp
 before averaging. Also reports the entropy coder's saving against the raw 32 bits per block and iteration,
-and encode/decode wall time at 1024x512 and 2048x1024.
+and encode/decode wall time at 1024x512 and 2048x1024 per model width.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -22,6 +23,7 @@ from pytorch_msssim import ms_ssim
 from bench.results import append
 from codec.bitstream import codes_to_chunks, pack
 from codec.coder import ImageCodec, to_image, to_tensor
+from codec.model import RNNCodec
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 TARGETS = (0.25, 0.5, 0.75, 1.0)
@@ -112,16 +114,29 @@ def evaluate(name: str, codec: ImageCodec, images: list[np.ndarray], iterations:
     return "\n".join(lines)
 
 
-def timing(codec: ImageCodec, image: np.ndarray, iterations: int) -> str:
-    rows = ["| size | iterations | compress s | decompress s |", "|---|---:|---:|---:|"]
-    for w, h in ((1024, 512), (2048, 1024)):
-        img = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-        t0 = time.monotonic()
-        data = codec.compress(img, iterations)
-        t1 = time.monotonic()
-        codec.decompress(data)
-        t2 = time.monotonic()
-        rows.append(f"| {w}x{h} | {iterations} | {t1 - t0:.2f} | {t2 - t1:.2f} |")
+def timing(codec: ImageCodec, image: np.ndarray, iterations: int, widths: list[float],
+           full_size_widths: float) -> str:
+    """Compress/decompress wall time of the shipped model and of untrained models at other widths.
+
+    Time hardly depends on the weights (the entropy coder's share varies a little with the bits), so other
+    widths are timed with seeded random weights; 2048x1024 only up to ``full_size_widths`` to bound the run.
+    """
+    rows = ["| model | size | iterations | compress s | decompress s |", "|---|---|---:|---:|---:|"]
+    torch.manual_seed(0)
+    models = [(f"shipped (width {codec.model.config.width})", codec)]
+    models += [(f"untrained, width {w}", ImageCodec(RNNCodec(replace(codec.model.config, width=w))))
+               for w in widths if w != codec.model.config.width]
+    for name, model in models:
+        for w, h in ((1024, 512), (2048, 1024)):
+            if w == 2048 and model.model.config.width > full_size_widths:
+                continue
+            img = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            t0 = time.monotonic()
+            data = model.compress(img, iterations)
+            t1 = time.monotonic()
+            model.decompress(data)
+            t2 = time.monotonic()
+            rows.append(f"| {name} | {w}x{h} | {iterations} | {t1 - t0:.2f} | {t2 - t1:.2f} |")
     return "\n".join(rows)
 
 
@@ -132,6 +147,9 @@ def main() -> None:
     parser.add_argument("--kodak", type=int, default=24)
     parser.add_argument("--cityscapes", type=int, default=5, help="frames (frame 14 of each sequence)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--widths", type=float, nargs="*", default=[0.25, 0.5, 1.0], help="widths to time")
+    parser.add_argument("--full-size-widths", type=float, default=0.5,
+                        help="time 2048x1024 only for widths up to this (width 1.0 takes minutes there)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     codec = ImageCodec.load(args.weights) if args.weights else ImageCodec.load()
@@ -145,7 +163,8 @@ def main() -> None:
     body += [evaluate("Kodak", codec, kodak, args.iterations), ""]
     body += [evaluate("Cityscapes (frame 14 of seq0000..)", codec, city, args.iterations), ""]
     full = read_rgb(sorted(seqs[0].glob("*.jpg"))[14])
-    body += ["### CPU time (one run each, includes entropy coding)", "", timing(codec, full, 8)]
+    body += ["### CPU time (one run each, includes entropy coding)", "",
+             timing(codec, full, 8, args.widths, args.full_size_widths)]
     append("RNN image codec: rate-distortion vs JPEG", "\n".join(body))
 
 

@@ -11,7 +11,7 @@ import csv
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +76,7 @@ def train(model_config: ModelConfig, losses: list[WeightedLoss], source: CropSou
         meta = read_meta(last)
         step, seconds = int(meta["step"]), float(meta.get("seconds", 0.0))
     elif init is not None:
-        model = load_model(init, device).train()
-        if model.config != model_config:
-            raise ValueError(f"init weights {init} were built with {model.config}, the config asks for {model_config}")
+        model = _init_model(init, model_config, device)
     else:
         torch.manual_seed(cfg.seed)
         model = RNNCodec(model_config).to(device).train()
@@ -125,6 +123,19 @@ def train(model_config: ModelConfig, losses: list[WeightedLoss], source: CropSou
                 log_file.flush()
                 _checkpoint(model, optim, last, step, time.monotonic() - start, cfg)
     return last.with_suffix(".safetensors")
+
+
+def _init_model(init: str | Path, model_config: ModelConfig, device: torch.device) -> RNNCodec:
+    """Weights to fine-tune from. Only the reconstruction may differ from ``model_config``: the layers are the
+    same, so e.g. an additive model continues as scaled-additive (its per-iteration gains start untrained)."""
+    model = load_model(init, device)
+    if replace(model.config, reconstruction=model_config.reconstruction) != model_config:
+        raise ValueError(f"init weights {init} were built with {model.config}, the config asks for {model_config}")
+    if model.config != model_config:
+        converted = RNNCodec(model_config).to(device)
+        converted.load_state_dict(model.state_dict())
+        model = converted
+    return model.train()
 
 
 def _checkpoint(model: RNNCodec, optim: torch.optim.Optimizer, last: Path, step: int, seconds: float,

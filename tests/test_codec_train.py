@@ -14,7 +14,7 @@ import torch
 from codec.data import CropSource, Pair
 from codec.losses import L1Loss, L2Loss, MSSSIMLoss, weighted_total
 from codec.model import RNNCodec
-from codec.zoo import save_model
+from codec.zoo import load_model, save_model
 from pipeline.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,3 +121,15 @@ def test_schedule_ends_with_steps_or_time_budget() -> None:
     assert progress(cfg, 50, 60.0) == 0.5  # step-bound
     assert progress(cfg, 10, 300.0) == 0.5  # time-bound on a slow machine
     assert progress(cfg, 10, 900.0) == 1.0 and lr_at(cfg, 1.0) == pytest.approx(1e-5)
+
+
+def test_init_may_switch_reconstruction(tmp_path: Path) -> None:
+    """An additive model fine-tunes as scaled-additive: same layers, the per-iteration gains become trainable."""
+    additive = RNNCodec(width=0.0625, reconstruction="additive")
+    save_model(additive, tmp_path / "init")
+    args = _train_args(tmp_path, 1, [f"train.init={tmp_path / 'init'}", "codec.model.reconstruction=scaled_additive"])
+    assert cli_main(args) == 0
+    meta = json.loads((tmp_path / "run" / "last.json").read_text())
+    assert meta["model"]["reconstruction"] == "scaled_additive"
+    trained = load_model(tmp_path / "run" / "last")
+    assert trained.log_gain.requires_grad and not torch.equal(trained.log_gain, additive.log_gain)

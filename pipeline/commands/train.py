@@ -122,7 +122,7 @@ def main(cfg: DictConfig, args: list[str]) -> int:
     if tc.get("export"):
         stem = Path(last).with_suffix("")
         meta = read_meta(stem)
-        recipe = {"step": meta["step"], "train": meta["train"],
+        recipe = {"step": meta["step"], "init": tc.get("init"), "train": meta["train"],
                   "loss": OmegaConf.to_container(cfg.loss, resolve=True)}
         print(f"exported {save_model(load_model(stem), tc.export, recipe)}")
     return 0
