@@ -97,7 +97,8 @@ def main() -> int:
     settings = (f"Settings: GOP {cfg.eval.gop}, x264/x265 preset {cfg.eval.preset}, SVT-AV1 preset "
                 f"{cfg.eval.av1_preset}, no B-frames, no scene-cut I-frames; flow consistency and warping error "
                 f"with `flow.consistency` = `{json.dumps(OmegaConf.to_container(cfg.flow.consistency))}`.")
-    append("Evaluation report: BD-rates on Cityscapes at 1024x512",
+    # The run shape is in the title: RESULTS keeps the latest run of each shape (a rerun replaces its section).
+    append(f"Evaluation report: Cityscapes at 1024x512, {sequences} sequences x {frames} frames",
            body(doc, settings, wall, (load_before, os.getloadavg()[0]), out_dir.relative_to(REPO_DIR), sequences,
                 frames))
     return 0

@@ -32,14 +32,26 @@ def machine() -> str:
     return text
 
 
-def append(title: str, body: str, command: str | None = None) -> None:
-    """Append ``body`` (markdown) under a heading with date, machine and the command that made it."""
+def append(title: str, body: str, command: str | None = None, results: Path = RESULTS) -> None:
+    """Write ``body`` (markdown) under a heading with date, machine and the command that made it.
+
+    A section with the same title is replaced in place, so the file holds the latest run of each benchmark.
+    """
     command = command or "python -m " + " ".join(shlex.quote(a) for a in [_module(), *sys.argv[1:]])
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (f"\n## {title}\n\n- date: {stamp}\n- machine: {machine()}\n- command: `{command}`\n\n"
                f"{body.rstrip()}\n")
-    with RESULTS.open("a") as f:
-        f.write(section)
+    text = results.read_text() if results.is_file() else ""
+    heading = f"\n## {title}\n"
+    start = text.find(heading)
+    if start < 0:
+        text += section
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + (text[end:] if end >= 0 else "")
+    tmp = results.with_name(results.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(results)
     print(section)
 
 
