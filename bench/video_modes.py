@@ -63,7 +63,10 @@ def main() -> int:
             return rc
         source = (f"{args.sequences} sequences x {args.frames} frames of `{DATA.name}` at {args.size}. Wall "
                   f"{wall:.0f} s; load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    curves = json.loads((out_dir / "results.json").read_text())["curves"]
+    doc = json.loads((out_dir / "results.json").read_text())
+    curves = doc["curves"]
+    sequences = int(doc["noise_floor"][0]["sequences"])
+    frames = int(doc["noise_floor"][0]["frames"]) // max(sequences, 1)
     lines = [f"{source}. GOP 30 (one I-frame per sequence), rate.mode=iterations over the points below, skip on. "
              f"Report: `{out_dir.relative_to(REPO_DIR)}/report.html`.", "",
              "BD-rate (negative = fewer bits for the same quality):", "",
@@ -78,7 +81,9 @@ def main() -> int:
             lines.append(f"| {name} | {p['point']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['msssim']:.4f} | "
                          f"{p['flow_consistency']:.3f} | {p['encode_s_per_frame']:.2f} | "
                          f"{p['decode_s_per_frame']:.2f} |")
-    append("Video coder: motion compensation against intra and frame difference", "\n".join(lines))
+    # The run shape is in the title: RESULTS keeps the latest run of each shape.
+    append(f"Video coder: motion compensation against intra and frame difference, {sequences} sequences x "
+           f"{frames} frames", "\n".join(lines))
     return 0
 
 
