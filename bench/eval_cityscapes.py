@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from bench.results import append
+from bench.results import append, run_shape
 from pipeline.cli import REPO_DIR
 from pipeline.cli import main as cli_main
 
@@ -91,8 +91,7 @@ def main() -> int:
     if rc:
         return rc
     doc = json.loads((out_dir / "results.json").read_text())
-    sequences = int(doc["noise_floor"][0]["sequences"])
-    frames = int(doc["noise_floor"][0]["frames"]) // max(sequences, 1)
+    sequences, frames = run_shape(doc)
     cfg = OmegaConf.load(out_dir / ".hydra" / "config.yaml")
     settings = (f"Settings: GOP {cfg.eval.gop}, x264/x265 preset {cfg.eval.preset}, SVT-AV1 preset "
                 f"{cfg.eval.av1_preset}, no B-frames, no scene-cut I-frames; flow consistency and warping error "

@@ -55,6 +55,13 @@ def append(title: str, body: str, command: str | None = None, results: Path = RE
     print(section)
 
 
+def run_shape(results_json: dict) -> tuple[int, int]:
+    """(sequences, frames per sequence) of a ``python -m pipeline evaluate`` run, from its results.json."""
+    row = results_json["noise_floor"][0]
+    sequences = int(row["sequences"])
+    return sequences, int(row["frames"]) // max(sequences, 1)
+
+
 def _module() -> str:
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)

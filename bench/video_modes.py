@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from bench.results import append
+from bench.results import append, run_shape
 from pipeline.cli import REPO_DIR
 from pipeline.cli import main as cli_main
 from pipeline.evaluation.bjontegaard import BDRateError, bd_rate
@@ -65,8 +65,7 @@ def main() -> int:
                   f"{wall:.0f} s; load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     doc = json.loads((out_dir / "results.json").read_text())
     curves = doc["curves"]
-    sequences = int(doc["noise_floor"][0]["sequences"])
-    frames = int(doc["noise_floor"][0]["frames"]) // max(sequences, 1)
+    sequences, frames = run_shape(doc)
     lines = [f"{source}. GOP 30 (one I-frame per sequence), rate.mode=iterations over the points below, skip on. "
              f"Report: `{out_dir.relative_to(REPO_DIR)}/report.html`.", "",
              "BD-rate (negative = fewer bits for the same quality):", "",
