@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.entropy import BitCoder
+from codec.entropy import BitCoder, Prior
 from codec.model import BLOCK, PAD, Codes
 
 MAGIC = b"DCIM"
-VERSION = 1
+VERSION = 2  # 2: entropy coding with the prior's channel plan
 _HEADER = struct.Struct("<4sB8sH")
 _CHUNK = struct.Struct("<II")
 _META = struct.Struct("<IIBB")  # height, width, iterations, channels
@@ -57,7 +57,7 @@ def parse_meta(chunk: bytes) -> tuple[int, int, int, int, np.ndarray]:
     return height, width, iterations, channels, counts
 
 
-def codes_to_chunks(codes: Codes, prior: np.ndarray | None = None) -> list[bytes]:
+def codes_to_chunks(codes: Codes, prior: Prior | None = None) -> list[bytes]:
     """[meta chunk, iteration 0, iteration 1, ...]: bytes a container can store one by one."""
     coder = BitCoder(codes.bits.shape[1], prior)
     chunks = [meta_chunk(codes)]
@@ -66,7 +66,7 @@ def codes_to_chunks(codes: Codes, prior: np.ndarray | None = None) -> list[bytes
     return chunks
 
 
-def chunks_to_codes(chunks: list[bytes], prior: np.ndarray | None = None, iterations: int | None = None) -> Codes:
+def chunks_to_codes(chunks: list[bytes], prior: Prior | None = None, iterations: int | None = None) -> Codes:
     """Inverse of :func:`codes_to_chunks`; any prefix of the iteration chunks (or ``iterations`` of them)."""
     if len(chunks) < 2:
         raise ValueError(f"a coded image needs the meta chunk and at least one iteration, got {len(chunks)} chunks")

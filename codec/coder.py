@@ -11,7 +11,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
 from codec.bitstream import chunks_to_codes, codes_to_chunks, pack, unpack
-from codec.entropy import N_CONTEXTS
+from codec.entropy import Prior
 from codec.model import BlockDone, Codes, RNNCodec
 from codec.zoo import WEIGHTS_DIR, load_model, weights_stem
 
@@ -29,14 +29,14 @@ def to_image(x: torch.Tensor) -> np.ndarray:
 
 
 class ImageCodec:
-    """A model plus its entropy prior (``(32, N_CONTEXTS, 2)`` int counts, or None for uniform)."""
+    """A model plus its entropy prior (:class:`codec.entropy.Prior`, or None for uniform)."""
 
-    def __init__(self, model: RNNCodec, prior: np.ndarray | None = None) -> None:
+    def __init__(self, model: RNNCodec, prior: Prior | None = None) -> None:
         self.model = model.eval()
         self.prior = prior
         digest = hashlib.sha256(model.model_id())
         if prior is not None:
-            digest.update(np.ascontiguousarray(prior, dtype="<i8").tobytes())
+            digest.update(prior.digest_bytes())
         self.model_id = digest.digest()[:8]  # a stream names the exact weights and prior it needs
 
     @classmethod
@@ -48,12 +48,9 @@ class ImageCodec:
         prior = None
         if prior_path.is_file():
             try:
-                prior = load_file(str(prior_path))["prior"].astype(np.int64)
-            except (SafetensorError, KeyError, OSError) as err:
-                raise ValueError(f"entropy prior {prior_path} is corrupt: {err}") from err
-            if prior.shape != (model.config.bits, N_CONTEXTS, 2):
-                raise ValueError(f"entropy prior {prior_path} has shape {prior.shape}, expected "
-                                 f"({model.config.bits}, {N_CONTEXTS}, 2)")
+                prior = Prior.from_arrays(load_file(str(prior_path)), model.config.bits)
+            except (SafetensorError, OSError, ValueError) as err:
+                raise ValueError(f"entropy prior {prior_path} is unusable: {err}") from err
         return cls(model, prior)
 
     # ---- tensors <-> codes <-> chunks --------------------------------------------------------------

@@ -5,8 +5,12 @@ Each bit b[t, c, y, x] is coded with a probability taken from integer counts of 
 - the bit at the same place in the previous iteration (absent / -1 / +1),
 - its four spatial neighbours in the same channel and iteration that are already decoded (the positions
   are coded in two checkerboard halves: the first half sees none, the second half sees the sum of four),
-- the bit of the previous channel at the same place and iteration (absent / -1 / +1).
+- the bits of N_PARENTS channels already coded at the same place and iteration (absent / -1 / +1 each).
 
+Which channels are parents, and the order the channels are coded in, is the prior's *plan*: the binarizer's
+channels have no natural order, so :func:`fit_plan` codes first the channels that share most information with
+the others and gives each channel the earlier ones it shares most with (pairwise mutual information on training
+codes). ``python -m bench.codec_rd`` reports coded/raw bits with the fitted prior and with the uniform one.
 The counts are per channel, start from a prior table (uniform, or fitted on training images) and adapt:
 after each group (one checkerboard half of one channel in a stripe of rows) they are incremented, and
 halved past a limit. All state is integer and the probability is one IEEE division of two integers,
@@ -17,6 +21,7 @@ constriction call; each iteration is its own byte string, decoded in order (the 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import constriction
 import numpy as np
@@ -24,22 +29,101 @@ import numpy as np
 RangeEncoder = constriction.stream.queue.RangeEncoder
 RangeDecoder = constriction.stream.queue.RangeDecoder
 
-N_PREV, N_SPATIAL, N_CHAN = 3, 10, 3
+N_PARENTS = 5
+N_PREV, N_SPATIAL, N_CHAN = 3, 10, 3**N_PARENTS
 N_CONTEXTS = N_PREV * N_SPATIAL * N_CHAN
 STRIPE_ROWS = 4  # a group is one channel of one checkerboard half in a stripe of this many rows
 COUNT_LIMIT = 4096  # halve a context's counts past this total, so probabilities keep adapting
 _FAMILY = constriction.stream.model.Bernoulli(perfect=False)
 
 
-def uniform_prior(channels: int = 32) -> np.ndarray:
-    """(channels, N_CONTEXTS, 2) int64 counts (n0, n1), all one."""
-    return np.ones((channels, N_CONTEXTS, 2), dtype=np.int64)
+@dataclass
+class Prior:
+    """Where a :class:`BitCoder` starts: the channel plan and the initial counts.
+
+    counts: (C, N_CONTEXTS, 2) int64 pseudo-counts (n0, n1) >= 1.
+    order: (C,) int64, the channels in coding order (a permutation).
+    parents: (C, N_PARENTS) int64, for channel c the channels coded before it whose bits form its context (-1: none).
+    """
+
+    counts: np.ndarray
+    order: np.ndarray
+    parents: np.ndarray
+
+    @classmethod
+    def uniform(cls, channels: int = 32) -> Prior:
+        """All counts one, channels in index order, no parents: without a fitted plan, channel contexts would only
+        split the counts (3**N_PARENTS ways) and slow their adaptation."""
+        parents = -np.ones((channels, N_PARENTS), np.int64)
+        return cls(np.ones((channels, N_CONTEXTS, 2), np.int64), np.arange(channels), parents)
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], channels: int) -> Prior:
+        """From :meth:`arrays` (e.g. a safetensors file); ValueError naming what is wrong."""
+        missing = {"counts", "order", "parents"} - set(arrays)
+        if missing:
+            raise ValueError(f"entropy prior lacks {sorted(missing)}")
+        prior = cls(*(np.asarray(arrays[k]).astype(np.int64) for k in ("counts", "order", "parents")))
+        prior.check(channels)
+        return prior
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Compact arrays for a file (counts as uint8 when they fit)."""
+        counts = self.counts.astype(np.uint8) if self.counts.max() <= 255 else self.counts
+        return {"counts": counts, "order": self.order.astype(np.int64), "parents": self.parents.astype(np.int64)}
+
+    def digest_bytes(self) -> bytes:
+        return b"".join(np.ascontiguousarray(a, dtype="<i8").tobytes() for a in (self.counts, self.order, self.parents))
+
+    def check(self, channels: int) -> None:
+        if self.counts.shape != (channels, N_CONTEXTS, 2) or self.counts.min() < 1:
+            raise ValueError(f"entropy prior counts must be ({channels}, {N_CONTEXTS}, 2) and >= 1, "
+                             f"got shape {self.counts.shape}")
+        if sorted(self.order.tolist()) != list(range(channels)):
+            raise ValueError(f"entropy prior order must be a permutation of 0..{channels - 1}")
+        if self.parents.shape != (channels, N_PARENTS):
+            raise ValueError(f"entropy prior parents must be ({channels}, {N_PARENTS}), got {self.parents.shape}")
+        position = {int(c): i for i, c in enumerate(self.order)}
+        for c, row in enumerate(self.parents):
+            if any(p != -1 and not (0 <= p < channels and position[int(p)] < position[c]) for p in row):
+                raise ValueError(f"entropy prior: parents of channel {c} must be -1 or channels coded before it")
 
 
-def _check_prior(prior: np.ndarray, channels: int) -> np.ndarray:
-    if prior.shape != (channels, N_CONTEXTS, 2) or prior.min() < 1:
-        raise ValueError(f"entropy prior must be ({channels}, {N_CONTEXTS}, 2) counts >= 1, got {prior.shape}")
-    return prior.astype(np.int64).copy()
+def fit_plan(codes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(order, parents) for codes (T, C, h, w) in {-1, 0, +1} from pairwise mutual information of transmitted bits.
+
+    Greedy: start with the channel sharing most with all others; then take the channel sharing most with its
+    best N_PARENTS already ordered channels, and give it those as parents.
+    """
+    channels = codes[0].shape[1]
+    bits = np.concatenate([c.transpose(1, 0, 2, 3).reshape(channels, -1) for c in codes], axis=1)
+    bits = bits[:, (bits != 0).all(axis=0)] > 0
+    mi = _mutual_information(bits)
+    order = [int(np.argmax(mi.sum(axis=1)))]
+    while len(order) < channels:
+        rest = [c for c in range(channels) if c not in order]
+        order.append(max(rest, key=lambda c: np.sort(mi[c, order])[-N_PARENTS:].sum()))
+    parents = -np.ones((channels, N_PARENTS), np.int64)
+    for i, c in enumerate(order):
+        best = sorted(order[:i], key=lambda d: -mi[c, d])[:N_PARENTS]
+        parents[c, : len(best)] = best
+    return np.array(order), parents
+
+
+def _mutual_information(bits: np.ndarray) -> np.ndarray:
+    """(C, C) mutual information in bits between the rows of a (C, N) bool array."""
+    n = max(bits.shape[1], 1)
+    ones = bits.astype(np.float64)
+    p11 = ones @ ones.T / n
+    p1 = ones.mean(axis=1) if bits.shape[1] else np.zeros(bits.shape[0])
+    joint = np.stack([1 - p1[:, None] - p1[None] + p11, p1[None] - p11, p1[:, None] - p11, p11])  # 00 01 10 11
+    marg_a = np.stack([1 - p1[:, None], 1 - p1[:, None], p1[:, None], p1[:, None]])
+    marg_b = np.stack([1 - p1[None], p1[None], 1 - p1[None], p1[None]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(joint > 0, joint * np.log2(joint / (marg_a * marg_b)), 0.0)
+    mi = terms.sum(axis=0)
+    np.fill_diagonal(mi, 0.0)
+    return mi
 
 
 class BitCoder:
@@ -49,9 +133,13 @@ class BitCoder:
     positions are transmitted in this iteration.
     """
 
-    def __init__(self, channels: int = 32, prior: np.ndarray | None = None) -> None:
+    def __init__(self, channels: int = 32, prior: Prior | None = None) -> None:
         self.channels = channels
-        self.table = _check_prior(prior if prior is not None else uniform_prior(channels), channels)
+        prior = prior if prior is not None else Prior.uniform(channels)
+        prior.check(channels)
+        self.table = prior.counts.astype(np.int64).copy()
+        self.order = [int(c) for c in prior.order]
+        self.parents = prior.parents
         self.prev: np.ndarray | None = None
         self.stats: np.ndarray | None = None  # when set, raw context counts are accumulated here
 
@@ -88,7 +176,7 @@ class BitCoder:
         yy, xx = np.mgrid[0:h, 0:w]
         for half in (0, 1):
             where = active & ((yy + xx) % 2 == half)
-            for c, top in itertools.product(range(self.channels), range(0, h, STRIPE_ROWS)):
+            for c, top in itertools.product(self.order, range(0, h, STRIPE_ROWS)):
                 # Row-major positions, the same order on both sides; counts adapt after every stripe.
                 ys, xs = np.nonzero(where[top : top + STRIPE_ROWS])
                 if ys.size == 0:
@@ -101,7 +189,9 @@ class BitCoder:
                     p = cur[c]
                     around = (p[ys, xs + 1].astype(np.int64) + p[ys + 2, xs + 1] + p[ys + 1, xs] + p[ys + 1, xs + 2])
                     ctx_space = around + 5
-                ctx_chan = (cur[c - 1, ys + 1, xs + 1].astype(np.int64) + 1) if c else np.ones(ys.size, np.int64)
+                ctx_chan = np.zeros(ys.size, dtype=np.int64)
+                for parent in self.parents[c]:
+                    ctx_chan = ctx_chan * 3 + (cur[parent, ys + 1, xs + 1] + 1 if parent >= 0 else 1)
                 ctx = (ctx_prev * N_SPATIAL + ctx_space) * N_CHAN + ctx_chan
                 counts = self.table[c, ctx]
                 p1 = counts[:, 1] / (counts[:, 0] + counts[:, 1])
@@ -121,17 +211,27 @@ class BitCoder:
         self.prev = bits.copy()
 
 
-def collect_statistics(bits: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Context counts (C, N_CONTEXTS, 2) over a whole code (T, C, h, w), (h, w) counts: for fitting a prior."""
-    coder = BitCoder(bits.shape[1])
+def collect_statistics(bits: np.ndarray, counts: np.ndarray, plan: Prior | None = None) -> np.ndarray:
+    """Context counts (C, N_CONTEXTS, 2) over a whole code (T, C, h, w), (h, w) counts, coded with ``plan``'s
+    order and parents (default: :meth:`Prior.uniform`'s, i.e. none)."""
+    coder = BitCoder(bits.shape[1], plan)
     coder.stats = np.zeros_like(coder.table)
     for t in range(bits.shape[0]):
         coder.encode(bits[t], counts > t)
     return coder.stats
 
 
-def fit_prior(stats: np.ndarray, strength: int = 64) -> np.ndarray:
-    """Prior counts from statistics: each context's probability as ``strength`` pseudo-counts (at least one each)."""
+def fit_prior(codes: list[tuple[np.ndarray, np.ndarray]], strength: int = 64) -> Prior:
+    """A prior from codes (bits (T, C, h, w), counts (h, w)): the plan (:func:`fit_plan`), then each context's
+    probability under it as ``strength`` pseudo-counts (at least one each)."""
+    if not codes:
+        raise ValueError("fitting an entropy prior needs at least one code")
+    if not 1 <= strength <= 255:
+        raise ValueError(f"prior strength must be in 1..255, got {strength}")
+    channels = codes[0][0].shape[1]
+    order, parents = fit_plan([bits for bits, _ in codes])
+    plan = Prior(np.ones((channels, N_CONTEXTS, 2), np.int64), order, parents)
+    stats = sum(collect_statistics(bits, counts, plan) for bits, counts in codes)
     total = stats.sum(axis=2, keepdims=True)
     p = (stats + 0.5) / (total + 1.0)
-    return np.maximum(1, np.rint(p * strength)).astype(np.int64)
+    return Prior(np.maximum(1, np.rint(p * strength)).astype(np.int64), order, parents)

@@ -1,8 +1,8 @@
 """Fit the entropy coder's prior counts on images: ``python -m codec.prior STEM IMAGE ...``.
 
 Encodes each image (uint8 RGB files, read with OpenCV) for ``--iterations``, gathers context statistics of the
-bits and writes ``STEM.entropy.safetensors`` (``prior``: (32, N_CONTEXTS, 2) int64 counts). The prior changes
-the bitstream, so it is part of the stream's model id (:class:`codec.coder.ImageCodec`).
+bits and writes ``STEM.entropy.safetensors`` (:class:`codec.entropy.Prior`: the channel plan and the initial
+counts). The prior changes the bitstream, so it is part of the stream's model id (:class:`codec.coder.ImageCodec`).
 """
 
 from __future__ import annotations
@@ -17,19 +17,15 @@ import torch
 from safetensors.numpy import save_file
 
 from codec.coder import to_tensor
-from codec.entropy import collect_statistics, fit_prior
+from codec.entropy import Prior, fit_prior
 from codec.model import RNNCodec
 from codec.zoo import load_model
 
 
-def fit(model: RNNCodec, images: list[np.ndarray], iterations: int, strength: int = 64) -> np.ndarray:
-    """Prior counts (bits, N_CONTEXTS, 2) from the codes of uint8 (H, W, 3) RGB images."""
-    stats = None
-    for image in images:
-        codes = model.encode(to_tensor(image), iterations)
-        s = collect_statistics(codes.bits, codes.counts)
-        stats = s if stats is None else stats + s
-    return fit_prior(stats, strength)
+def fit(model: RNNCodec, images: list[np.ndarray], iterations: int, strength: int = 64) -> Prior:
+    """The entropy prior of ``model`` from the codes of uint8 (H, W, 3) RGB images."""
+    codes = [model.encode(to_tensor(image), iterations) for image in images]
+    return fit_prior([(c.bits, c.counts) for c in codes], strength)
 
 
 def main() -> None:
@@ -53,7 +49,7 @@ def main() -> None:
     prior = fit(load_model(args.stem), images, args.iterations, args.strength)
     out = args.stem.with_name(args.stem.name + ".entropy.safetensors")
     tmp = out.with_name(out.name + ".tmp")
-    save_file({"prior": prior}, str(tmp))
+    save_file(prior.arrays(), str(tmp))
     os.chmod(tmp, 0o644)
     os.replace(tmp, out)
     print(f"wrote {out} from {len(images)} images")

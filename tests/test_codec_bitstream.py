@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from codec import bitstream
 from codec.coder import ImageCodec
-from codec.entropy import BitCoder, collect_statistics, fit_prior
+from codec.entropy import BitCoder, Prior, fit_plan, fit_prior
 from codec.model import RNNCodec
 
 
@@ -37,11 +37,35 @@ def test_entropy_round_trip_and_saving(seed: int) -> None:
 
 def test_fitted_prior_round_trip() -> None:
     bits, counts = random_code(5)
-    prior = fit_prior(collect_statistics(bits, counts))
+    prior = fit_prior([(bits, counts)])
     chunks = [BitCoder(prior=prior).encode(bits[0], counts > 0)]
     assert np.array_equal(BitCoder(prior=prior).decode(chunks[0], counts > 0), bits[0])
-    with pytest.raises(ValueError, match="entropy prior"):
-        BitCoder(prior=prior[:3])
+    with pytest.raises(ValueError, match="entropy prior counts"):
+        BitCoder(prior=Prior(prior.counts[:3], prior.order, prior.parents))
+    with pytest.raises(ValueError, match="permutation"):
+        BitCoder(prior=Prior(prior.counts, np.zeros(32, np.int64), prior.parents))
+    later = prior.parents.copy()
+    later[prior.order[0], 0] = prior.order[1]  # the first channel coded cannot depend on the second
+    with pytest.raises(ValueError, match="coded before"):
+        BitCoder(prior=Prior(prior.counts, prior.order, later))
+
+
+def test_plan_puts_a_channel_after_the_one_that_predicts_it() -> None:
+    """Channel 7 copies channel 20 and channel 3 is its negation: the plan codes 7 or 20 first and gives the
+    later ones the earlier as a parent, and the fitted prior codes the copies almost for free."""
+    rng = np.random.default_rng(0)
+    bits = np.where(rng.random((4, 32, 16, 16)) < 0.5, 1, -1).astype(np.int8)
+    bits[:, 7] = bits[:, 20]
+    bits[:, 3] = -bits[:, 20]
+    counts = np.full((16, 16), 4, np.uint8)
+    order, parents = fit_plan([bits])
+    first = min((7, 20, 3), key=lambda c: list(order).index(c))
+    for c in {7, 20, 3} - {first}:
+        assert first in parents[c]
+    prior = fit_prior([(bits, counts)])
+    plain = sum(len(BitCoder().encode(bits[t], counts > t)) for t in range(1))
+    planned = sum(len(BitCoder(prior=prior).encode(bits[t], counts > t)) for t in range(1))
+    assert planned < plain * 31 / 32
 
 
 def test_encoder_rejects_bits_outside_the_mask() -> None:
@@ -151,14 +175,15 @@ def test_cross_thread_count_determinism(tmp_path) -> None:
 def test_prior_file_is_loaded_and_checked(tmp_path) -> None:
     from safetensors.numpy import save_file
 
-    from codec.entropy import uniform_prior
     from codec.zoo import save_model
 
     torch.manual_seed(0)
     save_model(RNNCodec(width=0.0625), tmp_path / "m")
     plain = ImageCodec.load(tmp_path / "m")
     assert plain.prior is None
-    save_file({"prior": uniform_prior() * 3}, str(tmp_path / "m.entropy.safetensors"))
+    uniform = Prior.uniform()
+    tripled = Prior(uniform.counts * 3, uniform.order, uniform.parents)
+    save_file(tripled.arrays(), str(tmp_path / "m.entropy.safetensors"))
     with_prior = ImageCodec.load(tmp_path / "m")
     assert with_prior.prior is not None and with_prior.model_id != plain.model_id
     image = np.full((32, 32, 3), 100, np.uint8)
@@ -166,7 +191,7 @@ def test_prior_file_is_loaded_and_checked(tmp_path) -> None:
     (tmp_path / "m.entropy.safetensors").write_bytes(b"junk")
     with pytest.raises(ValueError, match="entropy prior"):
         ImageCodec.load(tmp_path / "m")
-    save_file({"prior": uniform_prior()[:4]}, str(tmp_path / "m.entropy.safetensors"))
+    save_file({**uniform.arrays(), "counts": uniform.counts[:4]}, str(tmp_path / "m.entropy.safetensors"))
     with pytest.raises(ValueError, match="shape"):
         ImageCodec.load(tmp_path / "m")
 

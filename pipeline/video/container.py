@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"DCVS"
-VERSION = 1
+VERSION = 2  # 2: entropy coding with the prior's channel plan
 _RECORD = struct.Struct("<2sBIII")
 FRAME_TYPES = {0: "I", 1: "P"}
 _TYPE_CODES = {name: code for code, name in FRAME_TYPES.items()}
