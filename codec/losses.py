@@ -69,18 +69,32 @@ class MSSSIMLoss(_PerImageLoss):
 WeightedLoss = tuple[str, nn.Module, float]  # (name, loss, weight)
 
 
+def iteration_weights(iterations: int, ramp: float = 1.0) -> Tensor:
+    """(iterations,) weights ``ramp ** t`` normalised to mean 1; 1.0 weighs every iteration alike (the paper).
+
+    Later iterations fix ever smaller residuals, so under equal weights their share of the gradient shrinks and
+    quality stops growing with rate; ``ramp > 1`` moves capacity from low to high rates.
+    """
+    if ramp <= 0:
+        raise ValueError(f"iteration ramp must be > 0, got {ramp}")
+    weights = torch.tensor([float(ramp) ** t for t in range(iterations)])
+    return weights / weights.mean()
+
+
 def weighted_total(losses: list[WeightedLoss], recons: list[Tensor], target: Tensor, flow: Tensor | None,
-                   valid: Tensor | None) -> tuple[Tensor, dict[str, float]]:
+                   valid: Tensor | None, ramp: float = 1.0) -> tuple[Tensor, dict[str, float]]:
     """Sum over losses of weight x mean over iterations; ``recons`` are (B, T, 3, H, W) in [0, 1] per iteration.
 
-    Single-image batches (flow None) skip losses without ``per_image``. Returns the total and each loss's value.
+    Iteration t counts ``iteration_weights(len(recons), ramp)[t]`` in the mean. Single-image batches (flow None)
+    skip losses without ``per_image``. Returns the total and each loss's (weighted-mean) value.
     """
     total = target.new_zeros(())
     parts: dict[str, float] = {}
+    per_iteration = iteration_weights(len(recons), ramp).to(target.device)
     for name, loss, weight in losses:
         if flow is None and not getattr(loss, "per_image", False):
             continue
-        value = torch.stack([loss(r, target, flow, valid) for r in recons]).mean()
+        value = (torch.stack([loss(r, target, flow, valid) for r in recons]) * per_iteration).mean()
         total = total + weight * value
         parts[name] = float(value.detach())
     return total, parts

@@ -30,6 +30,7 @@ class TrainConfig:
     batch: int = 16
     crop: int = 32  # the paper's 32x32 crops; multiples of 32
     iterations: int = 10  # 10 iterations cover 0.125 .. 1.25 bpp
+    iteration_ramp: float = 1.0  # iteration t's loss weight grows as ramp ** t (1.0: all alike, the paper)
     lr: float = 1e-3
     lr_min: float = 5e-5
     pair_fraction: float = 0.0  # share of steps on consecutive-frame pairs (flow losses)
@@ -109,7 +110,7 @@ def train(model_config: ModelConfig, losses: list[WeightedLoss], source: CropSou
             with amp:
                 recons = model(target.flatten(0, 1) - 0.5, cfg.iterations)
             recons = [(r.float() + 0.5).unflatten(0, (b, t)) for r in recons]
-            total, parts = weighted_total(losses, recons, target, flow, valid)
+            total, parts = weighted_total(losses, recons, target, flow, valid, cfg.iteration_ramp)
             optim.zero_grad(set_to_none=True)
             total.backward()
             optim.step()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from codec.data import CropSource, Pair
-from codec.losses import L1Loss, L2Loss, MSSSIMLoss, weighted_total
+from codec.losses import L1Loss, L2Loss, MSSSIMLoss, iteration_weights, weighted_total
 from codec.model import RNNCodec
 from codec.zoo import load_model, save_model
 from pipeline.cli import main as cli_main
@@ -38,6 +38,18 @@ def test_losses_signature_and_weighting() -> None:
     assert set(parts) == {"l1"} and torch.isclose(total, (recon - target).abs().mean())  # mean of 2 iterations
     total, parts = weighted_total(losses, [target], target, torch.ones(2, 2, 64, 64), None)
     assert set(parts) == {"l1", "pair"} and float(total) == pytest.approx(10.0)
+
+
+def test_iteration_ramp_weighs_later_iterations_more() -> None:
+    assert torch.equal(iteration_weights(4), torch.ones(4))
+    weights = iteration_weights(3, ramp=2.0)
+    assert torch.allclose(weights, torch.tensor([1.0, 2.0, 4.0]) * 3 / 7)
+    with pytest.raises(ValueError, match="ramp must be > 0"):
+        iteration_weights(3, ramp=0.0)
+    recon, target = torch.zeros(1, 1, 3, 64, 64), torch.ones(1, 1, 3, 64, 64)
+    # Only the second iteration errs: its weight 2 x 2/3 scales the mean of [0, 1].
+    total, _ = weighted_total([("l1", L1Loss(), 1.0)], [target, recon], target, None, None, ramp=2.0)
+    assert float(total) == pytest.approx(2 / 3)
 
 
 def test_flow_loss_config_trains_on_pairs(tmp_path: Path) -> None:
