@@ -205,8 +205,9 @@ class BitCoder:
                 np.add.at(self.table[c], (ctx, symbols), 1)
                 if self.stats is not None:
                     np.add.at(self.stats[c], (ctx, symbols), 1)
-                full = self.table[c].sum(axis=1) > COUNT_LIMIT
-                if full.any():
+                # Only this group's contexts grew, so only they can have passed the limit.
+                full = np.unique(ctx[self.table[c, ctx].sum(axis=1) > COUNT_LIMIT])
+                if full.size:
                     self.table[c, full] = (self.table[c, full] + 1) // 2
         self.prev = bits.copy()
 
