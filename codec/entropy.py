@@ -137,7 +137,7 @@ class BitCoder:
         self.channels = channels
         prior = prior if prior is not None else Prior.uniform(channels)
         prior.check(channels)
-        self.table = prior.counts.astype(np.int64).copy()
+        self.table = prior.counts.astype(np.int64)  # a copy: the counts adapt per image
         self.order = [int(c) for c in prior.order]
         self.parents = prior.parents
         self.prev: np.ndarray | None = None
