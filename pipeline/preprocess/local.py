@@ -57,12 +57,14 @@ def run_local(tasks: list[Task], cfg: dict, factory: CoderFactory, out_root: str
         return
 
     context = multiprocessing.get_context("spawn")
-    frames = context.Queue()  # sequence key per coded frame, from the workers
+    frames: Queue | None = None  # sequence key per coded frame, from the workers of the current pool
     executor: ProcessPoolExecutor | None = None
     running: dict[Future, tuple[Task, int]] = {}
     try:
         while pending or running:
             if executor is None:
+                # A fresh queue per pool: a worker killed mid-put can leave the old queue's write lock held.
+                frames = context.Queue()
                 executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_process,
                                                initargs=(threads, frames, os.getpid()))
             while pending and len(running) < workers:
@@ -89,12 +91,13 @@ def run_local(tasks: list[Task], cfg: dict, factory: CoderFactory, out_root: str
                         yield outcome
                 running.clear()
                 executor.shutdown(wait=True, cancel_futures=True)
+                frames.close()  # not drained: a killed worker may have left half a message in it
                 executor = None
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
-        frames.close()
-        frames.join_thread()
+        if frames is not None:
+            frames.close()
 
 
 def _drain(frames: Queue, progress: Callable[[str], None] | None) -> None:
@@ -114,6 +117,9 @@ _FRAMES: dict[str, Queue] = {}
 def _init_process(threads: int, frames: Queue, driver: int) -> None:
     set_threads(threads)
     exit_with_parent(driver)
+    # Progress ticks may be lost at exit; never let a worker hang flushing them (the driver may be gone,
+    # or a dead sibling may hold the queue's lock), which would also hang the pool's shutdown.
+    frames.cancel_join_thread()
     _FRAMES["queue"] = frames
 
 
