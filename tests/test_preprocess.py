@@ -14,6 +14,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -26,7 +27,7 @@ from omegaconf import DictConfig
 
 import pipeline.cli  # noqa: F401 - registers the ${repo:} resolver
 from pipeline.frames import Sequence
-from pipeline.preprocess import Manifest, RunAborted, preprocess
+from pipeline.preprocess import Manifest, RunAborted, local, preprocess
 from pipeline.preprocess.config_hash import config_hash
 from pipeline.preprocess.jobs import plan, sequence_key
 from pipeline.video.sequence import png_name
@@ -40,7 +41,8 @@ class StandIn:
     """Writes MAGIC, then per frame (h, w, length) + zlib(frame), via a temporary name like the real coder.
 
     ``cfg.standin``: ``sleep`` seconds per frame; ``transient`` sequence names raising RuntimeError once and
-    ``crash`` names killing their worker process once (a marker file in ``marks`` remembers the first attempt);
+    ``crash`` names killing their worker process once (a marker file in ``marks`` remembers the first attempt),
+    holding the pool's progress-queue lock when ``crash_locked`` is set;
     ``enospc`` names failing with a full disk mid-file.
     """
 
@@ -49,6 +51,7 @@ class StandIn:
         self.sleep = float(opts.get("sleep", 0.0))
         self.transient = set(opts.get("transient", []))
         self.crash = set(opts.get("crash", []))
+        self.crash_locked = bool(opts.get("crash_locked", False))
         self.enospc = set(opts.get("enospc", []))
         self.marks = Path(opts.get("marks", "."))
 
@@ -57,6 +60,8 @@ class StandIn:
         if sequence.name in self.transient | self.crash and not mark.exists():
             mark.touch()
             if sequence.name in self.crash:
+                if self.crash_locked:  # as if killed in the middle of reporting a frame
+                    local._FRAMES["queue"]._wlock.acquire()
                 os._exit(3)  # the worker process dies, as under the OOM killer
             raise RuntimeError(f"transient failure on {sequence.name}")
         tmp = stream.with_name(stream.name + ".tmp")
@@ -236,6 +241,18 @@ def test_bad_sequence_is_recorded_and_others_go_on(data: Path, tmp_path: Path, c
     assert not (out / "seq1" / "seq1.bin").exists() and not (out / "seq2" / "seq2.bin").exists()
     assert {r["sequence"] for r in ok_records(out)} == {"seq0/seq0", "seq3/seq3"}
     assert latest["seq0/seq0"]["worker"] != f"{os.uname().nodename}:{os.getpid()}"  # coded in a pool process
+
+
+def test_worker_killed_holding_the_progress_lock_does_not_hang_the_run(data: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    cfg = make_cfg(data, "preprocess.workers=2", "preprocess.progress=true", "+standin.crash=[seq1]",
+                   "+standin.crash_locked=true", "+standin.sleep=0.05", f"+standin.marks={tmp_path}")
+    result = {}
+    run = threading.Thread(target=lambda: result.update(summary=preprocess(cfg, out, factory=StandIn)), daemon=True)
+    run.start()
+    run.join(timeout=120)
+    assert not run.is_alive(), "preprocess hung after a worker died holding the progress queue's lock"
+    assert (result["summary"].ok, result["summary"].failed) == (4, 0)
 
 
 def test_unexpected_errors_are_retried(data: Path, tmp_path: Path):

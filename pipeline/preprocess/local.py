@@ -67,13 +67,19 @@ def run_local(tasks: list[Task], cfg: dict, factory: CoderFactory, out_root: str
                 frames = context.Queue()
                 executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_process,
                                                initargs=(threads, frames, os.getpid()))
+            broken = False
             while pending and len(running) < workers:
                 task, attempt = pending.popleft()
-                future = executor.submit(_execute_reporting, cfg, factory, out_root, config_hash, task, attempt)
+                try:
+                    future = executor.submit(_execute_reporting, cfg, factory, out_root, config_hash, task,
+                                             attempt)
+                except BrokenProcessPool:  # a worker died since the last wait; this task never started
+                    pending.appendleft((task, attempt))
+                    broken = True
+                    break
                 running[future] = (task, attempt)
             done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
             _drain(frames, progress)
-            broken = False
             for future in done:
                 task, attempt = running.pop(future)
                 try:
