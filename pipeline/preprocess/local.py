@@ -97,7 +97,7 @@ def run_local(tasks: list[Task], cfg: dict, factory: CoderFactory, out_root: str
                         yield outcome
                 running.clear()
                 executor.shutdown(wait=True, cancel_futures=True)
-                frames.close()  # not drained: a killed worker may have left half a message in it
+                frames.close()  # its remaining ticks are dropped: the tasks that went down are retried
                 executor = None
     finally:
         if executor is not None:
