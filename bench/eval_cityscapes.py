@@ -11,7 +11,6 @@ intra codecs), per-codec timing, the wall time and the machine load.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import os
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from bench.results import append, run_shape
+from bench.results import append, fresh_run_dir, run_shape
 from pipeline.cli import REPO_DIR
 from pipeline.cli import main as cli_main
 
@@ -81,7 +80,7 @@ def main() -> int:
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} not found: the shared Cityscapes sequences live beside the checkout")
-    out_dir = REPO_DIR / "outputs" / "bench_eval_cityscapes" / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    out_dir = fresh_run_dir(REPO_DIR / "outputs" / "bench_eval_cityscapes")
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     rc = cli_main(["evaluate", "dataset=folder", f"dataset.root={DATA}", "dataset.resize=1024x512",

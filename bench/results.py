@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
+import itertools
 import os
 import platform
 import shlex
@@ -41,18 +43,33 @@ def append(title: str, body: str, command: str | None = None, results: Path = RE
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (f"\n## {title}\n\n- date: {stamp}\n- machine: {machine()}\n- command: `{command}`\n\n"
                f"{body.rstrip()}\n")
-    text = results.read_text() if results.is_file() else ""
-    heading = f"\n## {title}\n"
-    start = text.find(heading)
-    if start < 0:
-        text += section
-    else:
-        end = text.find("\n## ", start + len(heading))
-        text = text[:start] + section + (text[end:] if end >= 0 else "")
-    tmp = results.with_name(results.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(results)
+    # Benchmarks run side by side: the lock keeps one from dropping the section another just wrote.
+    with open(results.with_name(results.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = results.read_text() if results.is_file() else ""
+        heading = f"\n## {title}\n"
+        start = text.find(heading)
+        if start < 0:
+            text += section
+        else:
+            end = text.find("\n## ", start + len(heading))
+            text = text[:start] + section + (text[end:] if end >= 0 else "")
+        tmp = results.with_name(results.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(results)
     print(section)
+
+
+def fresh_run_dir(parent: Path) -> Path:
+    """Create and return ``parent/<timestamp>``, suffixed ``-1``, ``-2``... so runs started together never share it."""
+    stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    for n in itertools.count():
+        run_dir = parent / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
 
 
 def run_shape(results_json: dict) -> tuple[int, int]:

@@ -9,14 +9,13 @@ then reports Bjontegaard-delta rates between the modes at equal MS-SSIM, PSNR an
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import os
 import time
 from pathlib import Path
 
-from bench.results import append, run_shape
+from bench.results import append, fresh_run_dir, run_shape
 from pipeline.cli import REPO_DIR
 from pipeline.cli import main as cli_main
 from pipeline.evaluation.bjontegaard import BDRateError, bd_rate
@@ -51,7 +50,7 @@ def main() -> int:
     else:
         if not DATA.is_dir():
             raise SystemExit(f"{DATA} not found: the shared Cityscapes sequences live beside the checkout")
-        out_dir = REPO_DIR / "outputs" / "bench_video_modes" / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        out_dir = fresh_run_dir(REPO_DIR / "outputs" / "bench_video_modes")
         load = os.getloadavg()[0]
         start = time.perf_counter()
         rc = cli_main(["evaluate", "dataset=folder", f"dataset.root={DATA}", f"dataset.resize={args.size}",
