@@ -20,8 +20,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from bench.results import append, fresh_run_dir, run_shape
-from pipeline.cli import REPO_DIR
 from pipeline.cli import main as cli_main
+from pipeline.paths import REPO_DIR
 
 DATA = REPO_DIR.parent / "shared" / "data" / "cityscapes_sequence"
 BUDGET_S = 20 * 60  # issue 6: the report at 1024x512 must run within 20 minutes here
@@ -92,7 +92,7 @@ def main() -> int:
     doc = json.loads((out_dir / "results.json").read_text())
     sequences, frames = run_shape(doc)
     cfg = OmegaConf.load(out_dir / ".hydra" / "config.yaml")
-    settings = (f"Settings: GOP {cfg.eval.gop}, x264/x265 preset {cfg.eval.preset}, SVT-AV1 preset "
+    settings = (f"Settings: GOP {cfg.gop}, x264/x265 preset {cfg.eval.preset}, SVT-AV1 preset "
                 f"{cfg.eval.av1_preset}, no B-frames, no scene-cut I-frames; flow consistency and warping error "
                 f"with `flow.consistency` = `{json.dumps(OmegaConf.to_container(cfg.flow.consistency))}`.")
     # The run shape is in the title: RESULTS keeps the latest run of each shape (a rerun replaces its section).

@@ -11,6 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from atomic import write_bytes
+
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -54,9 +56,7 @@ def append(title: str, body: str, command: str | None = None, results: Path = RE
         else:
             end = text.find("\n## ", start + len(heading))
             text = text[:start] + section + (text[end:] if end >= 0 else "")
-        tmp = results.with_name(results.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(results)
+        write_bytes(results, text.encode())
     print(section)
 
 

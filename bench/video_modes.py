@@ -2,7 +2,7 @@
 
     python -m bench.video_modes [--sequences 5] [--frames 10] [--size 1024x512] [key=value ...]
 
-Codes the shared sequences with our three modes over the same iteration sweep (``eval.codecs.rnn_*``),
+Codes the shared sequences with our three modes over the same rate sweep (``eval.codecs.rnn_*``),
 then reports Bjontegaard-delta rates between the modes at equal MS-SSIM, PSNR and flow consistency.
 """
 
@@ -15,10 +15,12 @@ import os
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from bench.results import append, fresh_run_dir, run_shape
-from pipeline.cli import REPO_DIR
 from pipeline.cli import main as cli_main
 from pipeline.evaluation.bjontegaard import BDRateError, bd_rate
+from pipeline.paths import REPO_DIR
 
 DATA = REPO_DIR.parent / "shared" / "data" / "cityscapes_sequence"
 PAIRS = [("rnn_mc", "rnn_intra"), ("rnn_mc", "rnn_diff"), ("rnn_diff", "rnn_intra")]
@@ -65,14 +67,16 @@ def main() -> int:
     doc = json.loads((out_dir / "results.json").read_text())
     curves = doc["curves"]
     sequences, frames = run_shape(doc)
-    lines = [f"{source}. GOP 30 (one I-frame per sequence), rate.mode=iterations over the points below, skip on. "
+    cfg = OmegaConf.load(out_dir / ".hydra" / "config.yaml")
+    setting = doc["rate_setting"]["rnn_mc"]
+    lines = [f"{source}. GOP {cfg.gop}, rate.mode={cfg.rate.mode} over the {setting} points below. "
              f"Report: `{out_dir.relative_to(REPO_DIR)}/report.html`.", "",
              "BD-rate (negative = fewer bits for the same quality):", "",
              "| test vs reference | MS-SSIM | PSNR | flow consistency |", "|---|---|---|---|"]
     for test, reference in PAIRS:
         lines.append(f"| {test} vs {reference} | " + " | ".join(delta(curves, test, reference, m) for m in METRICS)
                      + " |")
-    lines += ["", "| mode | iterations | bpp | PSNR dB | MS-SSIM | flow px | encode s/frame | decode s/frame |",
+    lines += ["", f"| mode | {setting} | bpp | PSNR dB | MS-SSIM | flow px | encode s/frame | decode s/frame |",
               "|---|---|---|---|---|---|---|---|"]
     for name in ("rnn_intra", "rnn_diff", "rnn_mc"):
         for p in curves[name]:

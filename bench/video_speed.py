@@ -1,6 +1,9 @@
 """Time per frame of the video coder (mode=mc) at 1024x512 and 2048x1024 on real Cityscapes frames.
 
-    python -m bench.video_speed [--frames 4] [--iterations 4] [--threads N]
+    python -m bench.video_speed [--frames 4] [--threads N] [key=value ...]
+
+Extra ``key=value`` arguments are config overrides (default: the shipped rate control, ``rate.mode=rdo`` at the
+default quality; ``rate.mode=iterations rate.iterations=4`` times the old default).
 
 Encoding includes motion estimation, compensation, RNN coding and entropy coding; decoding reads the bytes
 back. The first frame is an I-frame, the others P-frames; both are reported.
@@ -16,11 +19,12 @@ import cv2
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from bench.results import append
-from pipeline.cli import CONF_DIR, REPO_DIR
 from pipeline.datasets import FolderDataset
 from pipeline.frames import Frame
+from pipeline.paths import CONF_DIR, REPO_DIR
 from pipeline.video import container
 from pipeline.video.build import build_coder
 
@@ -30,15 +34,15 @@ DATA = REPO_DIR.parent / "shared" / "data" / "cityscapes_sequence" / "seq0000"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=4)
-    parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. rate.quality=36")
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} not found: the shared Cityscapes sequences live beside the checkout")
     if args.threads:
         torch.set_num_threads(args.threads)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", [f"rate.iterations={args.iterations}", "rate.mode=iterations"])
+        cfg = compose("config", args.overrides)
     coder = build_coder(cfg)
     originals = [f.image for f, _ in zip(next(iter(FolderDataset(str(DATA)))), range(args.frames), strict=False)]
     load = os.getloadavg()[0]
@@ -64,10 +68,12 @@ def main() -> int:
         for kind, sl in (("I", slice(0, 1)), ("P", slice(1, None))):
             rows.append(f"| {w}x{h} | {kind} | {np.mean(encode_times[sl]):.2f} | {np.mean(decode_times[sl]):.2f} | "
                         f"{np.mean(bits[sl]) / (w * h):.4f} |")
-    body = (f"mode=mc, {args.iterations} iterations per coded block, skip on, {args.frames} frames of `{DATA.name}` "
+    settings = " ".join(args.overrides) or "defaults"
+    body = (f"mode=mc, `{settings}` (rate: `{OmegaConf.to_container(cfg.rate)}`), {args.frames} frames of "
+            f"`{DATA.name}` "
             f"(1 I + {args.frames - 1} P), torch threads {torch.get_num_threads()}, load average {load:.1f} -> "
             f"{os.getloadavg()[0]:.1f}. CPU only: no GPU was lent to this task.\n\n" + "\n".join(rows))
-    append("Video coder: time per frame", body)
+    append(f"Video coder: time per frame ({settings})", body)
     return 0
 
 

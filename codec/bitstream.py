@@ -12,18 +12,18 @@ inside a chunk, a bad checksum, a foreign magic or an unknown version raises Val
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from codec.entropy import BitCoder, Prior
+from atomic import write_bytes
+from codec.entropy import BitCoder, Prior, decode_counts, encode_counts
 from codec.model import BLOCK, PAD, Codes
 
 MAGIC = b"DCIM"
-VERSION = 2  # 2: entropy coding with the prior's channel plan
+VERSION = 3  # 2: entropy coding with the prior's channel plan; 3: range-coded block count map
 _HEADER = struct.Struct("<4sB8sH")
 _CHUNK = struct.Struct("<II")
 _META = struct.Struct("<IIBB")  # height, width, iterations, channels
@@ -32,8 +32,8 @@ MAX_SIDE = 1 << 16
 
 def meta_chunk(codes: Codes) -> bytes:
     """Chunk 0: image size, iterations, channels and the per-block iteration counts."""
-    return _META.pack(codes.height, codes.width, codes.iterations, codes.bits.shape[1]) + zlib.compress(
-        codes.counts.astype(np.uint8).tobytes(), 9)
+    return _META.pack(codes.height, codes.width, codes.iterations, codes.bits.shape[1]) + encode_counts(
+        codes.counts, codes.iterations)
 
 
 def parse_meta(chunk: bytes) -> tuple[int, int, int, int, np.ndarray]:
@@ -46,15 +46,10 @@ def parse_meta(chunk: bytes) -> tuple[int, int, int, int, np.ndarray]:
                          f"{channels} channels")
     h, w = -(-height // PAD) * PAD // BLOCK, -(-width // PAD) * PAD // BLOCK
     try:
-        raw = zlib.decompressobj().decompress(chunk[_META.size :], h * w + 1)
-    except zlib.error as err:
-        raise ValueError(f"meta chunk: block count map does not decompress: {err}") from err
-    if len(raw) != h * w:
-        raise ValueError(f"meta chunk: block count map has {len(raw)} entries, expected {h}x{w}")
-    counts = np.frombuffer(raw, dtype=np.uint8).reshape(h, w).copy()
-    if counts.max() > iterations:
-        raise ValueError(f"meta chunk: block counts must lie in 0..{iterations}")
-    return height, width, iterations, channels, counts
+        counts = decode_counts(chunk[_META.size :], (h, w), iterations)
+    except ValueError as err:
+        raise ValueError(f"meta chunk: {err}") from err
+    return height, width, iterations, channels, counts.astype(np.uint8)
 
 
 def codes_to_chunks(codes: Codes, prior: Prior | None = None) -> list[bytes]:
@@ -127,7 +122,4 @@ def unpack(data: bytes, what: str = "image bitstream") -> tuple[bytes, list[byte
 
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write via a temporary name and rename, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_bytes(path, data)

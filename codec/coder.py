@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,12 @@ from safetensors.numpy import load_file
 
 from codec.bitstream import chunks_to_codes, codes_to_chunks, pack, unpack
 from codec.entropy import Prior
-from codec.model import BlockDone, Codes, RNNCodec
+from codec.model import Codes, RNNCodec
 from codec.zoo import WEIGHTS_DIR, load_model, weights_stem
+
+# (t, reconstruction before iteration t, after it, each block's estimated bits for it (h, w)) -> (h, w) bool,
+# the blocks that go on to iteration t + 1 (see :meth:`RNNCodec.encode`).
+RateGoOn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -34,6 +39,7 @@ class ImageCodec:
     def __init__(self, model: RNNCodec, prior: Prior | None = None) -> None:
         self.model = model.eval()
         self.prior = prior
+        self._rate_prior = prior or Prior.uniform(model.config.bits)  # what estimate_bits prices with
         digest = hashlib.sha256(model.model_id())
         if prior is not None:
             digest.update(prior.digest_bytes())
@@ -54,14 +60,33 @@ class ImageCodec:
         return cls(model, prior)
 
     # ---- tensors <-> codes <-> chunks --------------------------------------------------------------
-    def encode(self, x: torch.Tensor, iterations: int, block_done: BlockDone | None = None,
-               active: torch.Tensor | None = None) -> Codes:
-        """(1, 3, H, W) in [-0.5, 0.5] -> :class:`Codes` (see :meth:`RNNCodec.encode`)."""
-        return self.model.encode(x.to(self.model.dec_out.weight.device), iterations, block_done, active)
+    def encode(self, x: torch.Tensor, iterations: int, go_on: RateGoOn | None = None,
+               active: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> Codes:
+        """(1, 3, H, W) in [-0.5, 0.5] -> :class:`Codes` (see :meth:`RNNCodec.encode`; ``cond`` is the condition
+        image (1, 3, H, W) in [-0.5, 0.5] of a conditional model).
 
-    def decode(self, codes: Codes, iterations: int | None = None) -> torch.Tensor:
-        """:class:`Codes` -> (1, 3, H, W) in [-0.5, 0.5] from the first ``iterations``."""
-        return self.model.decode(codes, iterations)
+        ``go_on`` also sees each iteration's bit cost per block, estimated from the entropy prior
+        (:meth:`estimate_bits`), so it can weigh distortion against rate.
+        """
+        hook = None
+        if go_on is not None:
+            sent: list[np.ndarray] = []  # the previous iteration's bits: the next one's context
+
+            def hook(t: int, before: torch.Tensor, after: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+                sent.append(bits[0].to(torch.int8).cpu().numpy())
+                rate = self.estimate_bits(sent[-1], sent[-2] if t else None)
+                return go_on(t, before, after, rate)
+
+        device = self.model.dec_out.weight.device
+        return self.model.encode(x.to(device), iterations, hook, active, None if cond is None else cond.to(device))
+
+    def estimate_bits(self, bits: np.ndarray, previous: np.ndarray | None = None) -> torch.Tensor:
+        """(h, w) estimated coded bits of each block for one iteration's bits (C, h, w) in {-1, 0, +1}."""
+        return torch.from_numpy(self._rate_prior.estimate_bits(bits, previous)).float()
+
+    def decode(self, codes: Codes, iterations: int | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """:class:`Codes` -> (1, 3, H, W) in [-0.5, 0.5] from the first ``iterations`` (``cond``: see encode)."""
+        return self.model.decode(codes, iterations, cond)
 
     def codes_to_chunks(self, codes: Codes) -> list[bytes]:
         """[meta, iteration 0, ...] byte chunks for a container."""

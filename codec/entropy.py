@@ -75,6 +75,30 @@ class Prior:
     def digest_bytes(self) -> bytes:
         return b"".join(np.ascontiguousarray(a, dtype="<i8").tobytes() for a in (self.counts, self.order, self.parents))
 
+    def estimate_bits(self, bits: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+        """Estimated cost in bits of each position's bits: (C, h, w) in {-1, 0, +1} -> (h, w) float64.
+
+        The contexts are the coder's (previous iteration ``previous``, the checkerboard neighbours, the parent
+        channels; 0 = not transmitted), the probabilities the prior's initial counts: the coder adapts them to
+        the image as it goes, so this slightly overestimates. Positions with no bits cost 0.
+        """
+        channels, h, w = bits.shape
+        b = bits.astype(np.int64)
+        prev = np.zeros_like(b) if previous is None else previous.astype(np.int64)
+        padded = np.pad(b, ((0, 0), (1, 1), (1, 1)))
+        around = padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]
+        second_half = (np.add.outer(np.arange(h), np.arange(w)) % 2 == 1)[None]
+        ctx_space = np.where(second_half, around + 5, 0)
+        with_absent = np.concatenate([b + 1, np.ones((1, h, w), np.int64)])  # parent -1 reads "absent" (1)
+        ctx_chan = np.zeros_like(b)
+        for k in range(N_PARENTS):
+            ctx_chan = ctx_chan * 3 + with_absent[self.parents[:, k]]
+        ctx = ((prev + 1) * N_SPATIAL + ctx_space) * N_CHAN + ctx_chan
+        table = self.counts[np.arange(channels)[:, None, None], ctx]  # (C, h, w, 2)
+        p = table[..., 1] / table.sum(axis=-1)
+        cost = -np.log2(np.where(b > 0, p, 1 - p))
+        return np.where(b != 0, cost, 0.0).sum(axis=0)
+
     def check(self, channels: int) -> None:
         if self.counts.shape != (channels, N_CONTEXTS, 2) or self.counts.min() < 1:
             raise ValueError(f"entropy prior counts must be ({channels}, {N_CONTEXTS}, 2) and >= 1, "
@@ -236,3 +260,66 @@ def fit_prior(codes: list[tuple[np.ndarray, np.ndarray]], strength: int = 64) ->
     total = stats.sum(axis=2, keepdims=True)
     p = (stats + 0.5) / (total + 1.0)
     return Prior(np.maximum(1, np.rint(p * strength)).astype(np.int64), order, parents)
+
+
+_COUNT_CONTEXTS = (4, 2, 5)  # iteration (3 = later ones), checkerboard half, neighbours going on (0..4)
+
+
+def _count_groups(counts: np.ndarray, iterations: int):
+    """Yield (t, positions (ys, xs), context) of the count map's binary decisions in coding order.
+
+    At iteration t every block still going (count >= t) says whether it goes on (count > t). The two
+    checkerboard halves are coded in turn, a row at a time (the counts adapt after each). A block's context is
+    t, its half and how many of its already-coded neighbours go on at t: in the first half the two diagonal
+    neighbours above, in the second half all four (first-half) neighbours. ``counts`` must hold every
+    decision coded before the one yielded (the decoder fills it in as it goes).
+    """
+    h, w = counts.shape
+    half_of = np.add.outer(np.arange(h), np.arange(w)) % 2
+    for t in range(iterations):
+        for half in (0, 1):
+            for y in range(h):
+                xs = np.flatnonzero((counts[y] >= t) & (half_of[y] == half))
+                if not xs.size:
+                    continue
+                if half == 0:
+                    above = np.pad(counts[y - 1] > t, 1) if y else np.zeros(w + 2, bool)
+                    around = above[xs].astype(np.int64) + above[xs + 2]
+                else:
+                    on = np.pad(counts[max(y - 1, 0) : y + 2] > t, ((1 if y == 0 else 0, 1 if y == h - 1 else 0),
+                                                                   (1, 1)))
+                    around = on[0, xs + 1].astype(np.int64) + on[2, xs + 1] + on[1, xs] + on[1, xs + 2]
+                ctx = np.ravel_multi_index((min(t, 3), half), _COUNT_CONTEXTS[:2]) * 5 + around
+                yield t, (np.full_like(xs, y), xs), ctx
+
+
+def encode_counts(counts: np.ndarray, iterations: int) -> bytes:
+    """Per-block iteration counts (h, w) in 0..iterations -> bytes (adaptive binary contexts, range coded)."""
+    table = np.ones((int(np.prod(_COUNT_CONTEXTS)), 2), np.int64)
+    encoder = RangeEncoder()
+    counts = counts.astype(np.int64)
+    for t, where, ctx in _count_groups(counts, iterations):
+        symbols = (counts[where] > t).astype(np.int32)
+        encoder.encode(symbols, _FAMILY, table[ctx, 1] / table[ctx].sum(axis=1))
+        np.add.at(table, (ctx, symbols), 1)
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def decode_counts(data: bytes, shape: tuple[int, int], iterations: int) -> np.ndarray:
+    """Inverse of :func:`encode_counts`: (h, w) int64 counts; ValueError on malformed data."""
+    if len(data) % 4:
+        raise ValueError(f"count map has {len(data)} bytes, expected a multiple of 4")
+    decoder = RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    table = np.ones((int(np.prod(_COUNT_CONTEXTS)), 2), np.int64)
+    # Decided blocks hold their count; undecided ones hold `iterations` (still going) until they stop.
+    counts = np.full(shape, iterations, np.int64)
+    try:
+        for t, where, ctx in _count_groups(counts, iterations):
+            symbols = np.asarray(decoder.decode(_FAMILY, table[ctx, 1] / table[ctx].sum(axis=1)), np.int32)
+            counts[where] = np.where(symbols > 0, iterations, t)
+            np.add.at(table, (ctx, symbols), 1)
+    except BaseException as err:  # constriction raises its own types on malformed data
+        if isinstance(err, ValueError | KeyboardInterrupt):
+            raise
+        raise ValueError(f"count map is malformed: {err}") from err
+    return counts

@@ -11,6 +11,7 @@ single-image batches too (losses without it, such as flow consistency, are only 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from pytorch_msssim import ms_ssim
 from torch import Tensor, nn
 
@@ -66,6 +67,50 @@ class MSSSIMLoss(_PerImageLoss):
         return 1 - score
 
 
+class RateLoss(nn.Module):
+    """Estimated coded bits per pixel of one iteration's bits under an entropy prior (``STEM.entropy.safetensors``).
+
+    Called as ``loss(bits, previous)`` with the iteration's straight-through bits (B, C, h, w) in {-1, +1} and the
+    previous iteration's (or None). Each bit costs -log2 of its probability in its coding context (previous
+    iteration, checkerboard neighbours, parent channels: :meth:`codec.entropy.Prior.estimate_bits` in torch,
+    the contexts from the detached bits), so the gradient pushes each bit towards the symbol its context
+    expects: the encoder learns to send predictable bits where detail does not pay.
+    """
+
+    uses_bits = True
+
+    def __init__(self, prior: str) -> None:
+        super().__init__()
+        from safetensors.numpy import load_file
+
+        from codec.entropy import N_CHAN, N_PARENTS, N_SPATIAL
+
+        arrays = load_file(prior)
+        counts = torch.from_numpy(arrays["counts"].astype("float64"))
+        self.register_buffer("cost1", -torch.log2(counts[..., 1] / counts.sum(-1)).float())
+        self.register_buffer("cost0", -torch.log2(counts[..., 0] / counts.sum(-1)).float())
+        self.register_buffer("parents", torch.from_numpy(arrays["parents"].astype("int64")))
+        self.n_parents, self.n_spatial, self.n_chan = N_PARENTS, N_SPATIAL, N_CHAN
+
+    def forward(self, bits: Tensor, previous: Tensor | None = None) -> Tensor:
+        b = bits.detach().round().long()
+        batch, channels, h, w = b.shape
+        prev = torch.zeros_like(b) if previous is None else previous.detach().round().long()
+        padded = F.pad(b, (1, 1, 1, 1))
+        around = padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2] + padded[..., 1:-1, 2:]
+        yy, xx = torch.meshgrid(torch.arange(h, device=b.device), torch.arange(w, device=b.device), indexing="ij")
+        ctx_space = torch.where((yy + xx) % 2 == 1, around + 5, torch.zeros_like(around))
+        with_absent = torch.cat([b + 1, torch.ones_like(b[:, :1])], dim=1)  # parent -1 reads "absent" (1)
+        ctx_chan = torch.zeros_like(b)
+        for k in range(self.n_parents):
+            ctx_chan = ctx_chan * 3 + with_absent[:, self.parents[:, k]]
+        ctx = ((prev + 1) * self.n_spatial + ctx_space) * self.n_chan + ctx_chan
+        channel = torch.arange(channels, device=b.device)[None, :, None, None].expand_as(ctx)
+        c1, c0 = self.cost1[channel, ctx], self.cost0[channel, ctx]
+        cost = (1 + bits) / 2 * c1 + (1 - bits) / 2 * c0
+        return cost.sum(dim=(1, 2, 3)).mean() / (h * w * 256)
+
+
 WeightedLoss = tuple[str, nn.Module, float]  # (name, loss, weight)
 
 
@@ -82,7 +127,8 @@ def iteration_weights(iterations: int, ramp: float = 1.0) -> Tensor:
 
 
 def weighted_total(losses: list[WeightedLoss], recons: list[Tensor], target: Tensor, flow: Tensor | None,
-                   valid: Tensor | None, ramp: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+                   valid: Tensor | None, ramp: float = 1.0,
+                   bits: list[Tensor] | None = None) -> tuple[Tensor, dict[str, float]]:
     """Sum over losses of weight x mean over iterations; ``recons`` are (B, T, 3, H, W) in [0, 1] per iteration.
 
     Iteration t counts ``iteration_weights(len(recons), ramp)[t]`` in the mean. Single-image batches (flow None)
@@ -92,9 +138,15 @@ def weighted_total(losses: list[WeightedLoss], recons: list[Tensor], target: Ten
     parts: dict[str, float] = {}
     per_iteration = iteration_weights(len(recons), ramp).to(target.device)
     for name, loss, weight in losses:
-        if flow is None and not getattr(loss, "per_image", False):
+        if getattr(loss, "uses_bits", False):
+            if bits is None:
+                raise ValueError(f"loss {name!r} needs the model's bits, but none were recorded")
+            values = [loss(b, bits[t - 1] if t else None) for t, b in enumerate(bits)]
+            value = torch.stack(values).mean()  # bits per pixel, over iterations
+        elif flow is None and not getattr(loss, "per_image", False):
             continue
-        value = (torch.stack([loss(r, target, flow, valid) for r in recons]) * per_iteration).mean()
+        else:
+            value = (torch.stack([loss(r, target, flow, valid) for r in recons]) * per_iteration).mean()
         total = total + weight * value
         parts[name] = float(value.detach())
     return total, parts

@@ -35,6 +35,7 @@ class ModelConfig:
     width: float = 0.25  # channel multiplier: 1.0 is the paper's width
     bits: int = 32  # bits per 16x16 block per iteration
     max_iterations: int = 16  # iterations with their own learned gain (scaled_additive); later ones reuse the last
+    condition: bool = False  # encoder and decoder also see a condition image both sides have (a P-frame's prediction)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,7 +71,9 @@ class Codes:
         return self.bits.shape[2] * BLOCK, self.bits.shape[3] * BLOCK
 
 
-BlockDone = Callable[[int, Tensor], Tensor]
+# (t, reconstruction before iteration t, after it, iteration t's bits (1, C, h, w)) -> (h, w) bool: the blocks
+# that go on to iteration t + 1; the others finish.
+GoOn = Callable[[int, Tensor, Tensor, Tensor], Tensor]
 
 
 class RNNCodec(nn.Module):
@@ -95,6 +98,15 @@ class RNNCodec(nn.Module):
         # Per-iteration gain of scaled-additive reconstruction; residuals shrink, so later gains start larger.
         init = torch.tensor([0.7 * math.log1p(t) for t in range(config.max_iterations)])
         self.log_gain = nn.Parameter(init, requires_grad=config.reconstruction == "scaled_additive")
+        if config.condition:
+            # Conditional residual coding (Brand et al. 2023): the condition enters beside the encoder's input
+            # and before the decoder's last two stages. Zero-initialised, so a model fine-tuned from an
+            # unconditional one starts out computing exactly what that one did.
+            self.enc_cond = nn.Conv2d(3, c64, 3, 2, 1, bias=False)
+            self.dec_cond = nn.ModuleList([nn.Conv2d(3, c256 // 4, 3, 2, 1, bias=False),
+                                           nn.Conv2d(3, c128 // 4, 3, 1, 1, bias=False)])
+            for conv in (self.enc_cond, *self.dec_cond):
+                nn.init.zeros_(conv.weight)
 
     # ---- one iteration -------------------------------------------------------------------------------
     def gain(self, t: int) -> float | Tensor:
@@ -102,26 +114,47 @@ class RNNCodec(nn.Module):
             return 1.0
         return torch.exp(self.log_gain[min(t, self.config.max_iterations - 1)])
 
-    def encode_step(self, residual: Tensor, state: list | None) -> tuple[Tensor, list]:
-        """(B, 3, H, W) scaled residual -> (B, 32, H/16, W/16) bits in {-1, +1} and the new encoder state."""
+    def encode_step(self, residual: Tensor, state: list | None, cond: Tensor | None = None) -> tuple[Tensor, list]:
+        """(B, 3, H, W) scaled residual -> (B, 32, H/16, W/16) bits in {-1, +1} and the new encoder state.
+
+        ``cond`` (B, 3, H, W) in [-0.5, 0.5] is the condition image of a conditional model (else None).
+        """
+        self._check_cond(cond, residual)
         state = state or [None] * len(self.enc_rnn)
         x = self.enc_conv(residual)
+        if cond is not None:
+            x = x + self.enc_cond(cond)
         new_state = []
         for cell, s in zip(self.enc_rnn, state, strict=True):
             x, s = cell(x, s)
             new_state.append(s)
         return self.binarizer(x), new_state
 
-    def decode_step(self, bits: Tensor, state: list | None) -> tuple[Tensor, list]:
-        """(B, 32, h, w) bits (0 where not sent) -> (B, 3, 16h, 16w) output in [-0.5, 0.5] and the new state."""
+    def decode_step(self, bits: Tensor, state: list | None, cond: Tensor | None = None) -> tuple[Tensor, list]:
+        """(B, 32, h, w) bits (0 where not sent) -> (B, 3, 16h, 16w) output in [-0.5, 0.5] and the new state.
+
+        ``cond`` (B, 3, 16h, 16w) in [-0.5, 0.5] is the condition image of a conditional model (else None).
+        """
         state = state or [None] * len(self.dec_rnn)
         x = self.dec_conv(bits)
         new_state = []
-        for cell, s in zip(self.dec_rnn, state, strict=True):
+        for i, (cell, s) in enumerate(zip(self.dec_rnn, state, strict=True)):
+            if cond is not None and i == len(self.dec_rnn) - 1:
+                x = x + self.dec_cond[0](cond)
             x, s = cell(x, s)
             new_state.append(s)
             x = F.pixel_shuffle(x, 2)
+        if cond is not None:
+            x = x + self.dec_cond[1](cond)
         return torch.tanh(self.dec_out(x)) * 0.5, new_state
+
+    def _check_cond(self, cond: Tensor | None, x: Tensor) -> None:
+        if self.config.condition and (cond is None or cond.shape != x.shape):
+            got = None if cond is None else tuple(cond.shape)
+            raise ValueError(f"a conditional model needs a condition image shaped like its input {tuple(x.shape)}, "
+                             f"got {got}")
+        if not self.config.condition and cond is not None:
+            raise ValueError("this model is not conditional: it takes no condition image")
 
     def update(self, t: int, recon: Tensor | None, out: Tensor) -> Tensor:
         """Reconstruction after iteration ``t`` from the previous one and the decoder output (B, 3, H, W)."""
@@ -132,10 +165,13 @@ class RNNCodec(nn.Module):
         return step if recon is None else recon + step
 
     # ---- training ------------------------------------------------------------------------------------
-    def forward(self, x: Tensor, iterations: int) -> list[Tensor]:
+    def forward(self, x: Tensor, iterations: int, cond: Tensor | None = None,
+                bits_out: list[Tensor] | None = None) -> list[Tensor]:
         """Reconstructions after each iteration: ``iterations`` tensors (B, 3, H, W) in [-0.5, 0.5] (unclamped).
 
-        ``x`` is (B, 3, H, W) in [-0.5, 0.5] with H and W divisible by 32. Bits are stochastic in training mode.
+        ``x`` is (B, 3, H, W) in [-0.5, 0.5] with H and W divisible by 32, ``cond`` the condition image of a
+        conditional model, shaped like ``x``. Bits are stochastic in training mode; each iteration's bits
+        (B, C, H/16, W/16), straight-through differentiable, are appended to ``bits_out`` when given (rate losses).
         """
         _check_input(x)
         enc_state = dec_state = None
@@ -143,24 +179,28 @@ class RNNCodec(nn.Module):
         recons = []
         for t in range(iterations):
             residual = x if recon is None else x - recon
-            bits, enc_state = self.encode_step(residual * self.gain(t), enc_state)
-            out, dec_state = self.decode_step(bits, dec_state)
+            bits, enc_state = self.encode_step(residual * self.gain(t), enc_state, cond)
+            if bits_out is not None:
+                bits_out.append(bits)
+            out, dec_state = self.decode_step(bits, dec_state, cond)
             recon = self.update(t, recon, out)
             recons.append(recon)
         return recons
 
     # ---- spatially adaptive coding -------------------------------------------------------------------
     @torch.no_grad()
-    def encode(self, x: Tensor, iterations: int, block_done: BlockDone | None = None,
-               active: Tensor | None = None) -> Codes:
-        """Code ``x`` (1, 3, H, W) in [-0.5, 0.5] for ``iterations`` iterations (any H, W).
+    def encode(self, x: Tensor, iterations: int, go_on: GoOn | None = None,
+               active: Tensor | None = None, cond: Tensor | None = None) -> Codes:
+        """Code ``x`` (1, 3, H, W) in [-0.5, 0.5] for up to ``iterations`` iterations (any H, W).
 
-        The image is edge-padded to multiples of 32. After iteration t, ``block_done(t, recon)`` may mark blocks
-        as finished: it receives the padded reconstruction (1, 3, Hp, Wp) and returns (1, 1, Hp/16, Wp/16) bool.
-        Finished blocks get no bits in later iterations (Johnston et al. 2018, SABR). ``active`` (Hp/16, Wp/16)
-        bool marks the blocks coded at all; the others (e.g. skipped blocks of a video residual) get zero
-        iterations and reconstruct as 0. The encoder runs the decoder on exactly the transmitted bits, so
-        ``Codes.recon`` equals what :meth:`decode` returns.
+        The image is edge-padded to multiples of 32. ``active`` (Hp/16, Wp/16) bool marks the blocks coded at
+        all; the others (e.g. skipped blocks of a video residual) get zero iterations and reconstruct as 0.
+        After iteration t, ``go_on(t, before, after, bits)`` says which blocks go on (reconstructions before
+        and after it, (1, 3, Hp, Wp) clamped to [-0.5, 0.5]; its bits (1, C, h, w)); the others get no more
+        bits (spatially adaptive rate, Johnston et al. 2018; a rate-distortion decision when ``go_on`` weighs
+        gain against bits). Coding ends when no block goes on. The encoder runs the decoder on exactly the
+        transmitted bits, so ``Codes.recon`` equals what :meth:`decode` returns. A conditional model takes its
+        condition image ``cond`` (1, 3, H, W), which the decoder must be given too.
         """
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise ValueError(f"encode expects one image (1, 3, H, W), got {tuple(x.shape)}")
@@ -168,6 +208,7 @@ class RNNCodec(nn.Module):
             raise ValueError(f"iterations must be in 1..255, got {iterations}")
         height, width = x.shape[-2:]
         xp = pad(x)
+        cond = None if cond is None else pad(cond)
         h, w = xp.shape[-2] // BLOCK, xp.shape[-1] // BLOCK
         counts = torch.zeros(h, w, dtype=torch.int64)
         if active is None:
@@ -179,29 +220,34 @@ class RNNCodec(nn.Module):
         recon = torch.zeros_like(xp)  # 0 + first step is exact, and blocks never coded stay 0
         all_bits = []
         for t in range(iterations):
-            bits, enc_state = self.encode_step((xp - recon) * self.gain(t), enc_state)
+            bits, enc_state = self.encode_step((xp - recon) * self.gain(t), enc_state, cond)
             bits = bits * active.to(bits.dtype)
             all_bits.append(bits[0].to(torch.int8).cpu())
             counts += active.cpu().long()
-            out, dec_state = self.decode_step(bits, dec_state)
-            recon = self._masked_update(t, recon, out, active)
-            if block_done is not None and t + 1 < iterations:
-                done = block_done(t, recon.clamp(-0.5, 0.5))
-                if done.shape != (1, 1, h, w):
-                    raise ValueError(f"block_done must return (1, 1, {h}, {w}) bool, got {tuple(done.shape)}")
-                active = active & ~done[0, 0].to(device=active.device, dtype=torch.bool)
+            out, dec_state = self.decode_step(bits, dec_state, cond)
+            before, recon = recon, self._masked_update(t, recon, out, active)
+            if go_on is not None and t + 1 < iterations:
+                more = go_on(t, before.clamp(-0.5, 0.5), recon.clamp(-0.5, 0.5), bits)
+                if more.shape != (h, w):
+                    raise ValueError(f"go_on must return ({h}, {w}) bool, got {tuple(more.shape)}")
+                active = active & more.to(device=active.device, dtype=torch.bool)
+                if not bool(active.any()):
+                    break
         return Codes(bits=torch.stack(all_bits).numpy(), counts=counts.to(torch.uint8).numpy(),
                      height=int(height), width=int(width), recon=recon.clamp(-0.5, 0.5)[..., :height, :width])
 
     @torch.no_grad()
-    def decode(self, codes: Codes, iterations: int | None = None) -> Tensor:
+    def decode(self, codes: Codes, iterations: int | None = None, cond: Tensor | None = None) -> Tensor:
         """Reconstruction (1, 3, height, width) in [-0.5, 0.5] from the first ``iterations`` (default all)."""
-        *_, last = self.iter_decode(codes, iterations)
+        *_, last = self.iter_decode(codes, iterations, cond)
         return last
 
     @torch.no_grad()
-    def iter_decode(self, codes: Codes, iterations: int | None = None) -> Iterator[Tensor]:
-        """Yield the reconstruction (1, 3, height, width) in [-0.5, 0.5] after each of the first ``iterations``."""
+    def iter_decode(self, codes: Codes, iterations: int | None = None, cond: Tensor | None = None) -> Iterator[Tensor]:
+        """Yield the reconstruction (1, 3, height, width) in [-0.5, 0.5] after each of the first ``iterations``.
+
+        ``cond``: the condition image (1, 3, height, width) the encoder was given (conditional models only).
+        """
         total = codes.iterations
         iterations = total if iterations is None else iterations
         if not 1 <= iterations <= total:
@@ -211,9 +257,12 @@ class RNNCodec(nn.Module):
         dec_state = None
         padded = (1, 3, codes.bits.shape[2] * BLOCK, codes.bits.shape[3] * BLOCK)
         recon = torch.zeros(padded, device=device)
+        if cond is not None:
+            cond = pad(cond.to(device))
+        self._check_cond(cond, recon)
         for t in range(iterations):
             bits = torch.from_numpy(codes.bits[t].astype(np.float32))[None].to(device)
-            out, dec_state = self.decode_step(bits, dec_state)
+            out, dec_state = self.decode_step(bits, dec_state, cond)
             recon = self._masked_update(t, recon, out, counts > t)
             yield recon.clamp(-0.5, 0.5)[..., : codes.height, : codes.width]
 

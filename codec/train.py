@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from atomic import temporary_path
 from codec.data import CropSource
 from codec.losses import WeightedLoss, weighted_total
 from codec.model import ModelConfig, RNNCodec
@@ -39,6 +39,10 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # auto | cpu | cuda
+    # Residual training: images are (frame, prediction) pairs (6 channels); the model codes
+    # (frame - prediction) * residual_gain (conditional models also see the prediction) and the losses
+    # compare prediction + decoded residual with the frame. None: plain images.
+    residual_gain: float | None = None
 
 
 def progress(cfg: TrainConfig, step: int, seconds: float) -> float:
@@ -103,14 +107,13 @@ def train(model_config: ModelConfig, losses: list[WeightedLoss], source: CropSou
             target = target.to(device)
             flow = flow.to(device) if flow is not None else None
             valid = valid.to(device) if valid is not None else None
-            b, t = target.shape[:2]
             lr = lr_at(cfg, progress(cfg, step, time.monotonic() - start))
             for group in optim.param_groups:
                 group["lr"] = lr
+            bits: list[torch.Tensor] | None = [] if any(getattr(m, "uses_bits", False) for _, m, _ in losses) else None
             with amp:
-                recons = model(target.flatten(0, 1) - 0.5, cfg.iterations)
-            recons = [(r.float() + 0.5).unflatten(0, (b, t)) for r in recons]
-            total, parts = weighted_total(losses, recons, target, flow, valid, cfg.iteration_ramp)
+                recons, target = _reconstruct(model, target, cfg, bits)
+            total, parts = weighted_total(losses, recons, target, flow, valid, cfg.iteration_ramp, bits)
             optim.zero_grad(set_to_none=True)
             total.backward()
             optim.step()
@@ -126,23 +129,48 @@ def train(model_config: ModelConfig, losses: list[WeightedLoss], source: CropSou
     return last.with_suffix(".safetensors")
 
 
+def _reconstruct(model: RNNCodec, target: torch.Tensor, cfg: TrainConfig,
+                 bits: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """(B, T, C, H, W) batch in [0, 1] -> per-iteration reconstructions and the target, both (B, T, 3, H, W).
+
+    Plain images (C = 3) are coded as they are. (frame, prediction) pairs (C = 6) code the gained residual, and
+    the reconstruction is taken back to the frame domain: prediction + decoded residual / gain. Each
+    iteration's bits are appended to ``bits`` when given (rate losses).
+    """
+    b, t = target.shape[:2]
+    if cfg.residual_gain is None:
+        recons = model(target.flatten(0, 1) - 0.5, cfg.iterations, bits_out=bits)
+        return [(r.float() + 0.5).unflatten(0, (b, t)) for r in recons], target
+    if target.shape[2] != 6:
+        raise ValueError(f"residual training needs (frame, prediction) pairs with 6 channels, got {target.shape[2]}")
+    frame, prediction = target[:, :, :3].flatten(0, 1), target[:, :, 3:].flatten(0, 1)
+    x = ((frame - prediction) * cfg.residual_gain).clamp(-0.5, 0.5)
+    cond = prediction - 0.5 if model.config.condition else None
+    recons = model(x, cfg.iterations, cond, bits)
+    return ([(prediction + r.float() / cfg.residual_gain).unflatten(0, (b, t)) for r in recons],
+            frame.unflatten(0, (b, t)))
+
+
 def _init_model(init: str | Path, model_config: ModelConfig, device: torch.device) -> RNNCodec:
-    """Weights to fine-tune from. Only the reconstruction may differ from ``model_config``: the layers are the
-    same, so e.g. an additive model continues as scaled-additive (its per-iteration gains start untrained)."""
+    """Weights to fine-tune from. Only the reconstruction and ``condition`` may differ from ``model_config``: an
+    additive model continues as scaled-additive (its per-iteration gains start untrained), an unconditional one
+    as conditional (its condition layers start at zero, so it starts out computing what it did)."""
     model = load_model(init, device)
-    if replace(model.config, reconstruction=model_config.reconstruction) != model_config:
+    switchable = {"reconstruction": model_config.reconstruction, "condition": model_config.condition}
+    if replace(model.config, **switchable) != model_config:
         raise ValueError(f"init weights {init} were built with {model.config}, the config asks for {model_config}")
     if model.config != model_config:
         converted = RNNCodec(model_config).to(device)
-        converted.load_state_dict(model.state_dict())
+        missing, unexpected = converted.load_state_dict(model.state_dict(), strict=False)
+        if unexpected or any(not name.startswith(("enc_cond", "dec_cond")) for name in missing):
+            raise ValueError(f"init weights {init} do not fit {model_config}: missing {missing}, extra {unexpected}")
         model = converted
     return model.train()
 
 
 def _checkpoint(model: RNNCodec, optim: torch.optim.Optimizer, last: Path, step: int, seconds: float,
                 cfg: TrainConfig) -> None:
-    tmp = last.with_name("last_optim.pt.tmp")
-    torch.save(optim.state_dict(), tmp)
-    os.replace(tmp, last.with_name("last_optim.pt"))
+    with temporary_path(last.with_name("last_optim.pt")) as tmp:
+        torch.save(optim.state_dict(), tmp)
     # The JSON (with the step) is written last, so a crash in between resumes from a consistent pair.
     save_model(model, last, {"step": step, "seconds": round(seconds, 1), "train": asdict(cfg)})

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from atomic import temporary_path, write_bytes
 from codec.model import ModelConfig, RNNCodec
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -34,14 +34,10 @@ def save_model(model: RNNCodec, stem: str | Path, extra: dict[str, Any] | None =
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = stem.with_name(stem.name + ".safetensors.tmp")
-    save_file(tensors, str(tmp))
-    os.chmod(tmp, 0o644)  # safetensors creates the file owner-only
-    os.replace(tmp, _named(stem, ".safetensors"))
+    with temporary_path(_named(stem, ".safetensors")) as tmp:
+        save_file(tensors, str(tmp))
     meta = {"model": model.config.to_dict(), **(extra or {})}
-    tmp = stem.with_name(stem.name + ".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, _named(stem, ".json"))
+    write_bytes(_named(stem, ".json"), json.dumps(meta, indent=2).encode())
     return _named(stem, ".safetensors")
 
 

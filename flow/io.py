@@ -7,24 +7,19 @@ KITTI: 16-bit 3-channel PNG with u = (R - 2^15) / 64, v = (G - 2^15) / 64, valid
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from atomic import temporary_path
 from flow.warp import check_flow
 
 FLO_MAGIC = 202021.25
 _FLO_HEADER = struct.Struct("<fii")
 KITTI_OFFSET = 2.0**15
 KITTI_SCALE = 64.0
-
-
-def _tmp_name(path: Path) -> Path:
-    # Keep the suffix: cv2 picks its writer by extension.
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
 
 
 def read_flo(path: str | Path) -> np.ndarray:
@@ -59,10 +54,9 @@ def write_flo(path: str | Path, flow: np.ndarray) -> None:
     flow = check_flow(flow, str(path))
     if not np.isfinite(flow).all():
         raise ValueError(f"{path}: refusing to write a flow with NaN or infinite values")
-    tmp = _tmp_name(path)
-    if not cv2.writeOpticalFlow(str(tmp), np.ascontiguousarray(flow)):
-        raise OSError(f"{path}: OpenCV could not write the .flo file")
-    os.replace(tmp, path)
+    with temporary_path(path) as tmp:
+        if not cv2.writeOpticalFlow(str(tmp), np.ascontiguousarray(flow)):
+            raise OSError(f"{path}: OpenCV could not write the .flo file")
 
 
 def read_kitti_png(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -94,10 +88,9 @@ def write_kitti_png(path: str | Path, flow: np.ndarray, valid: np.ndarray | None
     if encoded.min() < 0 or encoded.max() > 65535:
         raise ValueError(f"{path}: flow beyond +-512 px does not fit the KITTI 16-bit encoding")
     raw = np.dstack([valid.astype(np.uint16), encoded[..., 1], encoded[..., 0]]).astype(np.uint16)
-    tmp = _tmp_name(path)
-    if not cv2.imwrite(str(tmp), raw):
-        raise OSError(f"{path}: OpenCV could not write the PNG")
-    os.replace(tmp, path)
+    with temporary_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), raw):
+            raise OSError(f"{path}: OpenCV could not write the PNG")
 
 
 def read_flow(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -5,11 +5,14 @@ Built from ``conf/motion/block.yaml`` with ``hydra.utils.instantiate``.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
 from flow.block_matching import BLOCK_SIZES, estimate_block_motion, grid_shape
 from flow.compensation import compensate
-from flow.vector_coding import decode_vectors, encode_vectors
+from flow.vector_coding import decode_vectors, encode_vectors, stream_block
 
 
 class BlockMotion:
@@ -18,37 +21,85 @@ class BlockMotion:
     block: 8, 16 or 32 px; search: range in px (+-); obmc: overlapped-block compensation;
     subpel: quarter-pel refinement (else integer vectors); decimate: row decimation of full-resolution
     matching costs (1 = all rows); lam: rate penalty per px of distance from the median-predicted vector
-    (mean absolute luma difference units; 0 = pure matching).
+    (mean absolute luma difference units; 0 = pure matching). A coder's rate-distortion lambda (squared RGB
+    error per bit) replaces ``lam`` by sqrt(lambda / 3) * ``bits_per_px`` / block**2: HM's lambda_SAD =
+    sqrt(lambda_SSE), times the bits a pixel of vector difference costs, per pixel of the block's mean cost
+    (``bits_per_px`` 0: keep ``lam``). ``regularise``: passes of the final smoothing where matching cannot tell
+    vectors apart (0: none).
+
+    ``alternatives``: other (block, subpel) settings tried per frame when the coder gives a lambda; the field
+    with the least prediction error + lambda x vector bits is sent (coarse fields win at low rates, where
+    vectors would cost more than they buy). The vector stream records its block size, and the coarsest
+    precision that holds its vectors, so the decoder needs no setting from the encoder.
     """
 
     def __init__(self, block: int = 16, search: int = 64, obmc: bool = True, subpel: bool = True,
-                 decimate: int = 2, lam: float = 0.02) -> None:
-        if block not in BLOCK_SIZES:
-            raise ValueError(f"motion block size {block} is not supported; expected one of {BLOCK_SIZES}")
+                 decimate: int = 2, lam: float = 0.02, bits_per_px: float = 2.0, regularise: int = 3,
+                 alternatives: Sequence[Sequence] = ()) -> None:
+        self.modes = [(int(block), bool(subpel)), *((int(b), bool(s)) for b, s in alternatives)]
+        for size, _ in self.modes:
+            if size not in BLOCK_SIZES:
+                raise ValueError(f"motion block size {size} is not supported; expected one of {BLOCK_SIZES}")
         self.block, self.search, self.obmc, self.subpel, self.decimate = block, search, obmc, subpel, decimate
-        self.lam = lam
+        self.lam, self.bits_per_px, self.regularise = lam, bits_per_px, regularise
 
     def grid_shape(self, frame_shape: tuple[int, ...]) -> tuple[int, int]:
-        """(rows, cols) of the vector field for a frame of shape (H, W, ...)."""
+        """(rows, cols) of the base block size's vector field for a frame of shape (H, W, ...)."""
         return grid_shape(frame_shape, self.block)
 
-    def estimate(self, cur: np.ndarray, ref: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
-        """uint8 (H, W, 3) current and reference frames -> (ceil(H/B), ceil(W/B), 2) float32 quarter-pel mv."""
-        return estimate_block_motion(cur, ref, self.block, self.search, previous, self.subpel, self.decimate,
-                                     self.lam)
+    def estimate(self, cur: np.ndarray, ref: np.ndarray, previous: np.ndarray | None = None,
+                 rate_lambda: float | None = None) -> np.ndarray:
+        """uint8 (H, W, 3) current and reference frames -> (ceil(H/B), ceil(W/B), 2) float32 vectors (px).
+
+        Without ``rate_lambda`` the base block size and precision are used; with it, every mode is tried.
+        """
+        modes = self.modes if rate_lambda is not None else self.modes[:1]
+        modes = [m for m in modes if m == self.modes[0] or self._unambiguous(m[0], cur.shape)]
+        best, best_cost = None, math.inf
+        for block, subpel in modes:
+            lam = self.lam
+            if rate_lambda is not None and self.bits_per_px > 0:
+                lam = math.sqrt(rate_lambda / 3) * self.bits_per_px / block**2
+            hint = previous if previous is not None and np.shape(previous)[:2] == grid_shape(cur.shape, block) else None
+            mv = estimate_block_motion(cur, ref, block, self.search, hint, subpel, self.decimate, lam,
+                                       self.regularise)
+            if len(modes) == 1:
+                return mv
+            error = compensate(ref, mv, block, self.obmc).astype(np.float64) - cur
+            cost = float(np.square(error).sum()) + rate_lambda * 8 * len(encode_vectors(mv, block))
+            if cost < best_cost:
+                best, best_cost = mv, cost
+        return best
 
     def compensate(self, ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) reference + vectors -> uint8 (H, W, 3) prediction of the current frame."""
-        return compensate(ref, mv, self.block, self.obmc)
+        return compensate(ref, mv, self._block_of(mv, ref.shape), self.obmc)
 
-    def encode(self, mv: np.ndarray) -> bytes:
-        """Vector field -> bytes (header with magic and version; exact round trip)."""
-        return encode_vectors(mv, self.block)
+    def encode(self, mv: np.ndarray, frame_shape: tuple[int, ...] | None = None) -> bytes:
+        """Vector field of a frame of ``frame_shape`` (default: a base-block field) -> bytes (exact round trip)."""
+        block = self.block if frame_shape is None else self._block_of(mv, frame_shape)
+        return encode_vectors(mv, block)
 
     def decode(self, data: bytes, frame_shape: tuple[int, ...]) -> np.ndarray:
         """bytes -> vector field for a frame of shape (H, W, ...); raises ValueError on a mismatch."""
-        return decode_vectors(data, self.grid_shape(frame_shape), self.block)
+        block = stream_block(data)
+        if block not in BLOCK_SIZES:
+            raise ValueError(f"motion-vector stream has block size {block}; expected one of {BLOCK_SIZES}")
+        return decode_vectors(data, grid_shape(frame_shape, block), block)
+
+    def _block_of(self, mv: np.ndarray, frame_shape: tuple[int, ...]) -> int:
+        """The block size whose grid ``mv`` is for this frame (the base size when several fit)."""
+        sizes = [b for b in (self.block, *BLOCK_SIZES) if grid_shape(frame_shape, b) == np.shape(mv)[:2]]
+        if not sizes:
+            raise ValueError(f"motion vectors have shape {np.shape(mv)}, which fits no block size in {BLOCK_SIZES} "
+                             f"for a {frame_shape[1]}x{frame_shape[0]} frame")
+        return sizes[0]
+
+    def _unambiguous(self, block: int, frame_shape: tuple[int, ...]) -> bool:
+        """A block size the decoder can tell from the base one by its grid alone."""
+        return grid_shape(frame_shape, block) != grid_shape(frame_shape, self.block)
 
     def __repr__(self) -> str:
-        return (f"BlockMotion(block={self.block}, search={self.search}, obmc={self.obmc}, "
-                f"subpel={self.subpel}, decimate={self.decimate}, lam={self.lam})")
+        return (f"BlockMotion(block={self.block}, search={self.search}, obmc={self.obmc}, subpel={self.subpel}, "
+                f"decimate={self.decimate}, lam={self.lam}, bits_per_px={self.bits_per_px}, "
+                f"regularise={self.regularise}, alternatives={self.modes[1:]})")

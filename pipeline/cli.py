@@ -10,17 +10,15 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-REPO_DIR = Path(__file__).resolve().parent.parent
-CONF_DIR = REPO_DIR / "conf"
-# `${repo:data/sample}` in configs: paths inside the project, whatever the working directory.
-OmegaConf.register_new_resolver("repo", lambda rel="": str(REPO_DIR / rel), replace=True)
+from pipeline.errors import UserError
+from pipeline.paths import CONF_DIR
+from pipeline.threads import set_threads
 
 # name -> (module with `main(cfg, args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -31,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "encode": ("pipeline.commands.encode", "encode one image: encode IN.png OUT.bin"),
     "decode": ("pipeline.commands.decode", "decode an image or sequence bitstream: decode IN.bin OUT"),
     "flow": ("pipeline.commands.flow", "optical flow of a frame pair: flow FRAME1 FRAME2 OUT.flo"),
+    "plot": ("pipeline.commands.plot", "overlay RD curves of evaluate runs: plot A/results.json B/results.json"),
 }
 
 # Hydra flags that consume the next argument.
@@ -39,8 +38,8 @@ _VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--con
 _INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
 
-class UserError(Exception):
-    """Bad input or configuration: printed as one line, exit code 2, no traceback."""
+# Commands that code with torch in this process (train and preprocess have their own thread settings).
+THREADED = {"run", "encode", "decode", "evaluate", "flow"}
 
 
 def usage() -> str:
@@ -53,23 +52,28 @@ def usage() -> str:
 
 
 def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Separate positional paths from Hydra's flags and ``key=value`` overrides."""
+    """Separate positional paths from Hydra's flags and ``key=value`` overrides (flags first, as Hydra's parser
+    needs the overrides together at the end)."""
     positional: list[str] = []
-    hydra_args: list[str] = []
+    flags: list[str] = []
+    overrides: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg in _VALUE_FLAGS and i + 1 < len(argv):
-            hydra_args += argv[i : i + 2]
+            flags += argv[i : i + 2]
             i += 2
             continue
         if arg in {"--info", "-i"} and i + 1 < len(argv) and argv[i + 1] in _INFO_TOPICS:
-            hydra_args += argv[i : i + 2]
+            flags += argv[i : i + 2]
             i += 2
             continue
-        (hydra_args if arg.startswith("-") or "=" in arg else positional).append(arg)
+        if arg.startswith("-"):
+            flags.append(arg)
+        else:
+            (overrides if "=" in arg else positional).append(arg)
         i += 1
-    return positional, hydra_args
+    return positional, flags + overrides
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def entry(cfg: DictConfig) -> None:
         try:
+            if command in THREADED:
+                set_threads(cfg.get("threads"))
             result["rc"] = int(module.main(cfg, positional) or 0)
         except (UserError, ValueError, OSError, OmegaConfBaseException, InstantiationException) as err:
             # instantiate() wraps a component's own error; show the component's message.

@@ -23,8 +23,10 @@ class Frame:
 class Sequence:
     """Consecutive frames of one camera snippet.
 
-    ``load`` streams the images in order; ``relpath`` is the sequence's folder relative to the
-    dataset root, so outputs can mirror the input layout.
+    ``load`` streams the images in order; ``relpath`` is the folder that holds the sequence, relative to
+    the dataset root, so outputs can mirror the input layout as ``<relpath>/<name>`` (a folder-of-frames
+    sequence is held by its parent folder, Cityscapes sequences by their city folder). ``check`` (when given) validates every frame
+    cheaply without decoding it (headers, sizes) and raises ValueError naming the first bad one.
     """
 
     name: str
@@ -33,6 +35,7 @@ class Sequence:
     load: Callable[[], Iterator[np.ndarray]]
     source: str
     relpath: str = "."
+    check: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self.frame_names)

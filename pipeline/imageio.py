@@ -11,11 +11,12 @@ Conversions on read (documented behaviour, not errors):
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from atomic import write_bytes
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -62,18 +63,6 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
     ok, encoded = cv2.imencode(path.suffix or ".png", image)
     if not ok:
         raise ValueError(f"cannot encode image for {path}: unsupported extension {path.suffix!r}")
-    write_bytes_atomic(path, encoded.tobytes())
+    write_bytes(path, encoded.tobytes())
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; frames are ordinary shared files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

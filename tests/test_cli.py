@@ -24,4 +24,4 @@ def test_unknown_command_fails_with_usage():
 def test_split_args_keeps_hydra_flags_and_overrides():
     positional, hydra_args = split_args(["a.png", "--cfg", "job", "x=1", "b.bin", "-m", "hydra.run.dir=out"])
     assert positional == ["a.png", "b.bin"]
-    assert hydra_args == ["--cfg", "job", "x=1", "-m", "hydra.run.dir=out"]
+    assert hydra_args == ["--cfg", "job", "-m", "x=1", "hydra.run.dir=out"]  # flags first: Hydra's parser needs it

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from codec import bitstream
 from codec.coder import ImageCodec
-from codec.entropy import BitCoder, Prior, fit_plan, fit_prior
+from codec.entropy import BitCoder, Prior, decode_counts, encode_counts, fit_plan, fit_prior
 from codec.model import RNNCodec
 
 
@@ -136,11 +136,35 @@ def test_fuzz_corrupt_files_raise_value_error(codec: ImageCodec, coded, data) ->
     assert kind == "cut" and out.shape == (40, 70, 3) and out.dtype == np.uint8
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 12), st.integers(0, 2**32 - 1))
+def test_count_map_round_trip_is_exact(h: int, w: int, iterations: int, seed: int) -> None:
+    counts = np.random.default_rng(seed).integers(0, iterations + 1, (h, w))
+    assert np.array_equal(decode_counts(encode_counts(counts, iterations), (h, w), iterations), counts)
+
+
+def test_smooth_count_maps_cost_little() -> None:
+    counts = np.zeros((32, 64), np.int64)
+    counts[8:20, 10:40] = 3  # one coded region in a skipped frame
+    assert len(encode_counts(counts, 3)) < 0.05 * counts.size  # well under half a bit per block
+
+
+def test_bit_estimate_follows_the_prior() -> None:
+    bits = np.where(np.random.default_rng(0).random((32, 4, 5)) < 0.5, 1, -1).astype(np.int8)
+    bits[:, 0, 0] = 0  # not transmitted: costs nothing
+    uniform = Prior.uniform(32).estimate_bits(bits)
+    assert uniform.shape == (4, 5) and uniform[0, 0] == 0 and np.allclose(uniform.ravel()[1:], 32)
+    skewed = Prior.uniform(32)
+    skewed.counts[..., 1] = 9  # every context expects +1
+    cost = skewed.estimate_bits(np.ones((32, 4, 5), np.int8))
+    assert np.allclose(cost, 32 * -np.log2(0.9))
+
+
 def test_meta_chunk_validation() -> None:
     with pytest.raises(ValueError, match="impossible size"):
         bitstream.parse_meta(bitstream._META.pack(0, 10, 1, 32))
-    with pytest.raises(ValueError, match="does not decompress|entries"):
-        bitstream.parse_meta(bitstream._META.pack(32, 32, 1, 32) + b"junk")
+    with pytest.raises(ValueError, match="count map has 3 bytes"):
+        bitstream.parse_meta(bitstream._META.pack(32, 32, 1, 32) + b"jnk")
 
 
 SCRIPT = """
@@ -200,12 +224,13 @@ def test_sabr_codes_survive_chunks(codec: ImageCodec) -> None:
     """Spatially adaptive codes: the count map and the masked bits round-trip through the chunks exactly."""
     x = torch.rand(1, 3, 48, 80) - 0.5
 
-    def block_done(t: int, recon: torch.Tensor) -> torch.Tensor:
-        done = torch.zeros(1, 1, 4, 6, dtype=torch.bool)
-        done[..., : t + 1, :3] = True  # one more row of blocks finishes after every iteration
-        return done
+    def go_on(t: int, before: torch.Tensor, after: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+        assert rate.shape == (4, 6) and bool((rate >= 0).all())
+        more = torch.ones(4, 6, dtype=torch.bool)
+        more[: t + 1, :3] = False  # one more row of blocks stops after every iteration
+        return more
 
-    codes = codec.encode(x, 4, block_done)
+    codes = codec.encode(x, 4, go_on)
     chunks = codec.codes_to_chunks(codes)
     back = codec.chunks_to_codes(chunks)
     assert np.array_equal(back.bits, codes.bits) and np.array_equal(back.counts, codes.counts)

@@ -44,25 +44,34 @@ def test_progressive_prefix_decode_and_odd_size() -> None:
         model.decode(codes, 5)
 
 
-def test_sabr_done_blocks_get_no_bits_and_freeze() -> None:
+def test_blocks_that_stop_get_no_bits_and_freeze() -> None:
     model = tiny()
     x = torch.rand(1, 3, 64, 64) - 0.5
-    done = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
-    done[..., :2, :] = True  # the top half is done after the first iteration
+    go_on = torch.ones(4, 4, dtype=torch.bool)
+    go_on[:2, :] = False  # the top half stops after the first iteration
     calls = []
 
-    def block_done(t: int, recon: torch.Tensor) -> torch.Tensor:
-        calls.append((t, tuple(recon.shape)))
-        return done
+    def decide(t: int, before: torch.Tensor, after: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+        calls.append((t, tuple(before.shape), tuple(after.shape), tuple(bits.shape)))
+        assert torch.equal(before.clamp(-0.5, 0.5), before) and not torch.equal(before, after)
+        return go_on
 
-    codes = model.encode(x, 4, block_done)
-    assert calls == [(0, (1, 3, 64, 64)), (1, (1, 3, 64, 64)), (2, (1, 3, 64, 64))]
+    codes = model.encode(x, 4, decide)
+    assert [c[0] for c in calls] == [0, 1, 2]  # no decision after the last iteration
+    assert calls[0][1:] == ((1, 3, 64, 64), (1, 3, 64, 64), (1, 32, 4, 4))
     assert np.all(codes.counts[:2] == 1) and np.all(codes.counts[2:] == 4)
     assert np.all(codes.bits[1:, :, :2] == 0) and np.all(codes.bits[:, :, 2:] != 0)
     rec = model.decode(codes)
     assert torch.equal(rec, codes.recon)
     first = model.decode(codes, 1)
-    assert torch.equal(rec[..., :32, :], first[..., :32, :])  # done blocks keep their reconstruction
+    assert torch.equal(rec[..., :32, :], first[..., :32, :])  # stopped blocks keep their reconstruction
+
+
+def test_coding_ends_when_every_block_has_stopped() -> None:
+    model = tiny()
+    codes = model.encode(torch.rand(1, 3, 64, 64) - 0.5, 6, lambda t, *_: torch.full((4, 4), t < 1))
+    assert codes.iterations == 2 and np.all(codes.counts == 2)
+    assert torch.equal(model.decode(codes), codes.recon)
 
 
 def test_straight_through_gradient() -> None:

@@ -145,3 +145,53 @@ def test_init_may_switch_reconstruction(tmp_path: Path) -> None:
     assert meta["model"]["reconstruction"] == "scaled_additive"
     trained = load_model(tmp_path / "run" / "last")
     assert trained.log_gain.requires_grad and not torch.equal(trained.log_gain, additive.log_gain)
+
+
+def test_conditional_model_starts_as_the_unconditional_one_and_trains_on_pairs(tmp_path: Path) -> None:
+    """Residual training: (frame, prediction) pairs, frame-domain loss; a conditional model initialised from an
+    unconditional one computes exactly what it did (zero condition layers), then learns to use the prediction."""
+    from codec.model import ModelConfig
+    from codec.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    plain = RNNCodec(width=0.0625).eval()
+    save_model(plain, tmp_path / "init")
+    conditional = RNNCodec(ModelConfig(width=0.0625, condition=True)).eval()
+    conditional.load_state_dict(plain.state_dict(), strict=False)
+    x, cond = torch.rand(1, 3, 32, 32) - 0.5, torch.rand(1, 3, 32, 32) - 0.5
+    with torch.no_grad():
+        assert torch.equal(conditional(x, 2, cond)[-1], plain(x, 2)[-1])
+    with pytest.raises(ValueError, match="needs a condition image"):
+        conditional(x, 1)
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    prediction = np.clip(frame.astype(int) + rng.integers(-8, 9, frame.shape), 0, 255).astype(np.uint8)
+    source = CropSource([np.concatenate([frame, prediction], axis=-1)])
+    cfg = TrainConfig(steps=2, batch=2, iterations=2, threads=1, residual_gain=2.0)
+    last = train(ModelConfig(width=0.0625, condition=True), [("l1", L1Loss(), 1.0)], source, cfg, tmp_path / "run",
+                 init=tmp_path / "init")
+    trained = load_model(last.with_suffix(""))
+    assert trained.config.condition and float(trained.enc_cond.weight.detach().abs().sum()) > 0
+
+
+def test_rate_loss_prices_bits_by_their_context(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    from codec.entropy import Prior
+    from codec.losses import RateLoss
+
+    prior = Prior.uniform(32)
+    prior.counts[..., 1] = 3  # every context expects +1 three times out of four
+    save_file(prior.arrays(), str(tmp_path / "p.entropy.safetensors"))
+    loss = RateLoss(str(tmp_path / "p.entropy.safetensors"))
+    ones = torch.ones(2, 32, 4, 4, requires_grad=True)
+    bpp = loss(ones, None)
+    assert float(bpp) == pytest.approx(32 * -np.log2(0.75) / 256, rel=1e-5)
+    assert float(loss(-torch.ones(2, 32, 4, 4), None)) == pytest.approx(32 * 2 / 256, rel=1e-5)
+    (grad,) = torch.autograd.grad(bpp, ones)
+    assert bool((grad < 0).all())  # raising a bit towards the expected +1 lowers the rate
+    recons = [torch.rand(2, 1, 3, 64, 64)]
+    with pytest.raises(ValueError, match="needs the model's bits"):
+        weighted_total([("rate", loss, 1.0)], recons, recons[0], None, None)
+    total, parts = weighted_total([("rate", loss, 0.5)], recons, recons[0], None, None, bits=[ones.detach()])
+    assert float(total) == pytest.approx(0.5 * float(bpp)) and "rate" in parts

@@ -155,7 +155,7 @@ def test_folder_natural_sort_and_folder_of_folders(tmp_path: Path) -> None:
     data = FolderDataset(tmp_path)
     assert [s.name for s in data] == ["seq1", "seq2", "seq10"]
     assert data[0].frame_names == ["frame1.png", "frame2.png", "frame9.png", "frame10.png"]
-    assert data[0].frame_numbers == [1, 2, 9, 10] and data[0].relpath == "seq1"
+    assert data[0].frame_numbers == [1, 2, 9, 10] and data[0].relpath == "."  # outputs: seq1/, not seq1/seq1/
     assert [int(f.image[4, 4, 0]) for f in data[2]] == [1, 2, 9, 10]
     flat = FolderDataset(tmp_path / "seq2", stride=2, frames_per_sequence=1, resize="8x4")
     assert len(flat) == 1 and flat[0].relpath == "." and flat[0].frame_numbers == [1]

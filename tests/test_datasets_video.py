@@ -40,14 +40,14 @@ def test_reads_every_frame(video: Path) -> None:
 
 
 def test_start_stride_limit(video: Path) -> None:
-    data = VideoDataset(video, start=2, stride=3, limit=3)
+    data = VideoDataset(video, start=2, stride=3, frames_per_sequence=3)
     assert data[0].frame_numbers == [2, 5, 8]
     assert _levels(data) == [2, 5, 8]
     assert VideoDataset(video, start=10, stride=5)[0].frame_numbers == [10]
 
 
 def test_resize(video: Path) -> None:
-    assert {f.image.shape for f in VideoDataset(video, limit=2, resize="32x16")[0]} == {(16, 32, 3)}
+    assert {f.image.shape for f in VideoDataset(video, frames_per_sequence=2, resize="32x16")[0]} == {(16, 32, 3)}
 
 
 def test_mkv_without_frame_count_in_the_header_is_counted(tmp_path: Path) -> None:

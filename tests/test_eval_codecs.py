@@ -6,8 +6,8 @@ from pytorch_msssim import ms_ssim
 
 from pipeline.evaluation.codecs import VideoCodec
 from pipeline.evaluation.image_codecs import OpenCVImageCodec
-from pipeline.evaluation.metrics import msssim, psnr
 from pipeline.evaluation.video_codecs import PyAVCodec
+from pipeline.image_quality import msssim, psnr
 
 
 def moving_frames(n: int = 8, height: int = 64, width: int = 128, seed: int = 0) -> list[np.ndarray]:

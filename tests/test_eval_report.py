@@ -25,7 +25,7 @@ HEIGHT, WIDTH = 176, 224  # the smaller side is over 160 px, so MS-SSIM is defin
 class IterationJPEG:
     """A stand-in for a codec swept over iteration counts: JPEG at quality 20 * iterations."""
 
-    name, point_name, intra = "jpeg_iter", "iterations", True
+    name, point_name, intra = "jpeg_iter", "rate.iterations", True
 
     def __init__(self) -> None:
         self.jpeg = OpenCVImageCodec("jpeg_iter", "jpeg", [20, 40, 60, 80])
@@ -66,7 +66,8 @@ def test_results_json_schema(report):
         assert abs(doc["bd_rate_intra"][metric]["jpeg_iter"]) < 15
     assert [r["variant"] for r in doc["noise_floor"]] == ["lossless copy", "+-1 LSB noise", "JPEG q100"]
     assert doc["noise_floor"][0]["flow_consistency"] == 0.0
-    assert [p["point"] for p in doc["iterations"]["jpeg_iter"]] == [1, 2, 3, 4]
+    assert [p["point"] for p in doc["rate_points"]["jpeg_iter"]] == [1, 2, 3, 4]
+    assert doc["rate_setting"] == {"jpeg_iter": "rate.iterations"}
     assert doc["flow_floor"] == max(r["flow_consistency"] for r in doc["noise_floor"])
     right = doc["flow_right_at"]["jpeg_iter"]
     assert right is None or doc["curves"]["jpeg_iter"][right - 1]["flow_consistency"] <= doc["flow_floor"]
@@ -83,7 +84,7 @@ def test_html_is_self_contained(report):
     text = report["html"].read_text()
     sources = re.findall(r'src="([^"]*)"', text)
     assert len(sources) > 10 and all(s.startswith("data:image/png;base64,") for s in sources)
-    for heading in ("Rate-distortion curves", "BD-rate", "At which iteration", "Noise floor", "Timing", "Pictures",
+    for heading in ("Rate-distortion curves", "BD-rate", "At which rate", "Noise floor", "Timing", "Pictures",
                     "Configuration"):
         assert heading in text
     assert "reference: x264" in text
@@ -130,14 +131,62 @@ def test_evaluate_command_end_to_end(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "evaluate", "dataset=folder", f"dataset.root={tmp_path / 'data'}",
          "eval.compare=[jpeg,x264]", "eval.codecs.jpeg.qualities=[20,60,90]", "eval.codecs.x264.crfs=[22,30,38]",
-         "eval.max_frames=4", f"hydra.run.dir={out}"],
+         "eval.max_frames=4", f"hydra.run.dir={out}", f"eval.cache_dir={tmp_path / 'cache'}"],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 2 * 2 * 3  # codecs x sequences x points
     doc = json.loads((out / "results.json").read_text())
     assert [p["point"] for p in doc["curves"]["x264"]] == [38, 30, 22]
     assert doc["curves"]["jpeg"][0]["frames"] == 8
     assert "report.html" in proc.stdout and (out / "report.html").stat().st_size > 10_000
     assert "flow:\n" in (out / "report.html").read_text()  # the composed config is embedded
+
+
+def test_plot_overlays_runs(report, tmp_path):
+    from pipeline.commands.plot import msssim_db
+
+    other = tmp_path / "other" / "results.json"
+    other.parent.mkdir()
+    shutil.copy(report["json"], other)
+    out = tmp_path / "rd.png"
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "plot", str(report["json"]), str(other), f"out={out}",
+                           f"hydra.run.dir={tmp_path / 'h'}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "6 curves from 2 runs" in proc.stdout and cv2.imread(str(out)).shape[1] > 1000
+    assert msssim_db(0.99) == pytest.approx(20.0) and np.isnan(msssim_db(None))
+    bad = subprocess.run([sys.executable, "-m", "pipeline", "plot", str(tmp_path / "rd.png"),
+                          f"hydra.run.dir={tmp_path / 'h2'}"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "not an evaluation results.json" in bad.stderr
+
+
+def test_cached_points_are_reused_until_something_they_depend_on_changes(tmp_path):
+    from pipeline.evaluation.cache import ResultCache
+
+    class Counting(IterationJPEG):
+        calls = 0
+
+        def code(self, frames, point):
+            Counting.calls += 1
+            return super().code(frames, point)
+
+    sequences = [("a", moving_frames(3, HEIGHT, WIDTH, seed=0))]
+    metrics = {"flow_consistency": FlowConsistency(FLOW)}
+
+    def run(key: str, force: bool = False, frames=sequences):
+        return evaluate_codecs(frames, [Counting()], metrics, PictureFlow(FLOW), crop=(64, 48), progress=False,
+                               cache=ResultCache(tmp_path, force), cache_keys={"jpeg_iter": key})
+
+    first = run("k1")
+    assert Counting.calls == 4
+    again = run("k1")
+    assert Counting.calls == 4 and again.curves == first.curves  # all four points from the cache
+    assert [v.point for v in again.visuals["jpeg_iter"]] == [1, 2, 3, 4]  # pictures too
+    run("k2")  # other settings or weights: a new key
+    assert Counting.calls == 8
+    run("k1", frames=[("a", moving_frames(3, HEIGHT, WIDTH, seed=5))])  # other frames, same name
+    assert Counting.calls == 12
+    run("k1", force=True)
+    assert Counting.calls == 16
 
 
 @pytest.mark.parametrize(("compare", "message"), [("[x264,nope]", "eval.compare names 'nope'"),

@@ -108,3 +108,28 @@ def test_rate_penalty_keeps_flat_regions_on_their_neighbours() -> None:
     free = estimate_block_motion(cur, ref, block=16, search=32, lam=0.0)
     penalised = estimate_block_motion(cur, ref, block=16, search=32, lam=0.5)
     assert len(encode_vectors(penalised, 16)) < 0.5 * len(encode_vectors(free, 16))
+
+
+def test_a_large_lambda_picks_the_coarse_field_and_the_decoder_follows() -> None:
+    motion = BlockMotion(block=16, search=16, alternatives=[[32, True], [32, False]])
+    ref = textured(128, 192, seed=9)
+    cur = np.concatenate([shifted(ref, 3.25, 1)[:, :80], shifted(ref, -2.5, 0)[:, 80:]], axis=1)  # 80: mid-32-block
+    fine = motion.estimate(cur, ref, rate_lambda=1.0)  # vectors are nearly free: the 16-px field fits the edge
+    coarse = motion.estimate(cur, ref, rate_lambda=1e6)  # vectors are dear: a 32-px integer field wins
+    assert fine.shape[:2] == (8, 12) and coarse.shape[:2] == (4, 6)
+    assert np.array_equal(coarse, np.round(coarse))
+    for mv in (fine, coarse):
+        data = motion.encode(mv, cur.shape)
+        back = motion.decode(data, cur.shape)
+        assert np.array_equal(back, mv)
+        assert np.array_equal(motion.compensate(ref, back), motion.compensate(ref, mv))
+
+
+def test_integer_fields_are_coded_in_integer_units() -> None:
+    from flow.vector_coding import decode_vectors, encode_vectors
+
+    rng = np.random.default_rng(3)
+    field = rng.integers(-20, 21, (16, 24, 2)).astype(np.float32)
+    integer, quarter = encode_vectors(field, 16), encode_vectors(field + 0.25, 16)
+    assert np.array_equal(decode_vectors(integer, (16, 24), 16), field)
+    assert len(integer) < len(quarter)

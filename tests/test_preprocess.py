@@ -26,9 +26,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 import pipeline.cli  # noqa: F401 - registers the ${repo:} resolver
+from pipeline.config_hash import config_hash
 from pipeline.frames import Sequence
 from pipeline.preprocess import Manifest, RunAborted, local, preprocess
-from pipeline.preprocess.config_hash import config_hash
 from pipeline.preprocess.jobs import plan, sequence_key
 from pipeline.video.sequence import png_name
 

@@ -1,15 +1,25 @@
 """End to end: `python -m pipeline run` on the embedded sample, then standalone decoding of its bitstream."""
 
 import json
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-QUICK = ["dataset.frames_per_sequence=3", "rate.iterations=2"]
+QUICK = ["dataset.frames_per_sequence=3", "rate.quality=36", "rate.max_iterations=3"]
+
+
+def _png_with_garbage_pixels(png: bytes) -> bytes:
+    """The PNG with its image data replaced by bytes that are no zlib stream, under a valid chunk checksum."""
+    start = png.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", png[start : start + 4])
+    chunk = b"IDAT" + bytes((37 * i + 11) % 256 for i in range(length))
+    return png[:start + 4] + chunk + struct.pack(">I", zlib.crc32(chunk)) + png[start + 12 + length :]
 
 
 def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -21,7 +31,8 @@ def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     result = _cli("run", *QUICK, f"hydra.run.dir={out}")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "ALL" in result.stdout  # the printed summary table
+    assert "ALL" in result.stdout and "noise floor" in result.stdout  # the printed summary
+    assert "ALL" in (out / "cli.log").read_text()  # the log file holds what happened
     return out
 
 
@@ -33,7 +44,8 @@ def test_run_writes_metrics_frames_and_bitstreams(run_dir):
         assert {"frame", "type", "bits", "bpp", "psnr", "msssim", "flow_consistency"} <= row.keys()
         assert row["bits"] > 0 and 10 < row["psnr"] < 60 and 0.5 < row["msssim"] <= 1
     assert frames[0]["flow_consistency"] is None and frames[1]["flow_consistency"] >= 0
-    assert metrics["summary"]["frames"] == 3
+    assert metrics["summary"]["frames"] == 3 and metrics["status"] == "complete"
+    assert 0 <= metrics["summary"]["flow_noise_floor"] < metrics["summary"]["flow_consistency"]
     pngs = sorted((run_dir / "frames").rglob("*_leftImg8bit.png"))
     assert [p.name for p in pngs] == [f["frame"] for f in frames]
     assert len(list((run_dir / "bitstreams").rglob("*.bin"))) == 1
@@ -61,7 +73,7 @@ def test_truncated_sequence_names_the_frame(run_dir, tmp_path):
 
 
 def test_cfg_job_prints_the_composed_config():
-    result = _cli("run", "--cfg", "job", "mode=diff", "rate.mode=quality")
+    result = _cli("run", "mode=diff", "--cfg", "job", "rate.mode=iterations")
     assert result.returncode == 0, result.stderr
     assert "mode: diff" in result.stdout and "_target_: flow.motion.BlockMotion" in result.stdout
 
@@ -77,3 +89,31 @@ def test_missing_dataset_root_is_a_clear_error(tmp_path):
     result = _cli("run", "dataset=cityscapes", f"dataset.root={missing}", f"hydra.run.dir={tmp_path / 'h'}")
     assert result.returncode == 2
     assert str(missing) in result.stderr
+
+
+def test_a_corrupt_frame_stops_the_run_before_anything_is_coded(tmp_path):
+    root = tmp_path / "frames"
+    for seq in ("a", "b"):
+        (root / seq).mkdir(parents=True)
+        for i in range(2):
+            cv2.imwrite(str(root / seq / f"f{i}.png"), np.full((64, 96, 3), 40 * i, np.uint8))
+    (root / "b" / "f1.png").write_bytes((root / "b" / "f1.png").read_bytes()[:60])  # truncated PNG
+    out = tmp_path / "out"
+    result = _cli("run", "dataset=folder", f"dataset.root={root}", f"hydra.run.dir={out}")
+    assert result.returncode == 2 and "f1.png" in result.stderr and "corrupt" in result.stderr
+    assert not (out / "bitstreams").exists() and not (out / "frames").exists()
+
+
+def test_a_run_that_fails_midway_marks_its_outputs_failed(tmp_path):
+    root = tmp_path / "frames"
+    for seq in ("a", "b"):
+        (root / seq).mkdir(parents=True)
+        for i in range(2):
+            cv2.imwrite(str(root / seq / f"f{i}.png"), np.full((64, 96, 3), 40 * i, np.uint8))
+    # Checksums intact, pixels undecodable: it passes the up-front check and fails in the second sequence.
+    (root / "b" / "f1.png").write_bytes(_png_with_garbage_pixels((root / "b" / "f1.png").read_bytes()))
+    out = tmp_path / "out"
+    result = _cli("run", "dataset=folder", f"dataset.root={root}", f"hydra.run.dir={out}")
+    assert result.returncode != 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and [s["name"] for s in metrics["sequences"]] == ["a"]

@@ -45,7 +45,10 @@ def _code(coder: VideoCoder, frames):
 @pytest.mark.parametrize(("mode", "rate"), [("intra", RateControl("iterations", iterations=2)),
                                             ("diff", RateControl("iterations", iterations=2)),
                                             ("mc", RateControl("iterations", iterations=2)),
-                                            ("mc", RateControl("quality", max_iterations=3, psnr=20.0)),
+                                            ("mc", RateControl("rdo", quality=20, max_iterations=3)),
+                                            ("mc", RateControl("rdo", quality=20, distortion="ssim")),
+                                            ("mc", RateControl("rdo", quality=20, distortion="flow")),
+                                            ("intra", RateControl("rdo", quality=20, max_iterations=3)),
                                             ("mc", RateControl("bpp", max_iterations=4, bpp=0.3))])
 def test_decoder_reproduces_encoder_bit_for_bit(codecs, frames, mode, rate):
     coder = VideoCoder(*codecs, BlockMotion(search=16), mode=mode, gop=3, rate=rate)
@@ -57,6 +60,37 @@ def test_decoder_reproduces_encoder_bit_for_bit(codecs, frames, mode, rate):
         assert np.array_equal(c.decoded, image)
     expected = ["I"] * 4 if mode == "intra" else ["I", "P", "P", "I"]
     assert [c.record.type for c in coded] == expected
+
+
+def test_rdo_quality_trades_bits_for_distortion(codecs, frames):
+    results = []
+    for quality in (10, 30, 50):
+        coder = VideoCoder(*codecs, BlockMotion(search=16), mode="mc", rate=RateControl(quality=quality))
+        coded, _ = _code(coder, frames)
+        error = np.mean([np.mean((c.decoded.astype(float) - f) ** 2) for c, f in zip(coded, frames, strict=True)])
+        results.append((sum(c.bits for c in coded), error))
+    (bits_hi, err_hi), (bits_mid, err_mid), (bits_lo, err_lo) = results
+    assert bits_hi > bits_mid > bits_lo and err_hi < err_mid < err_lo
+
+
+def test_rdo_skips_p_frame_blocks_the_prediction_already_gets_right(codecs, frames):
+    # A still scene: after the I-frame, coding a residual buys nothing, so every P-frame block is skipped.
+    coder = VideoCoder(*codecs, BlockMotion(search=16), mode="mc", rate=RateControl(quality=30))
+    coded, _ = _code(coder, [frames[0]] * 3)
+    assert coded[0].skipped == 0.0
+    assert all(p.skipped == 1.0 and p.iterations == 0.0 for p in coded[1:])
+
+
+def test_rdo_gives_i_frames_a_lower_lambda(codecs, frames):
+    rate = RateControl(quality=30, ip_ratio=4.0)
+    assert rate.lagrangian("I") == pytest.approx(rate.lagrangian("P") / 4)
+    assert RateControl(quality=33).lagrangian("P") == pytest.approx(2 * rate.lagrangian("P"))
+    from codec.zoo import WEIGHTS_DIR
+
+    trained = (ImageCodec.load(WEIGHTS_DIR / "intra"), codecs[1])  # random weights gain nothing past iteration 1
+    flat = VideoCoder(*trained, BlockMotion(search=16), mode="intra", rate=RateControl(quality=30, ip_ratio=1.0))
+    boosted = VideoCoder(*trained, BlockMotion(search=16), mode="intra", rate=rate)
+    assert _code(boosted, frames[:1])[0][0].bits > _code(flat, frames[:1])[0][0].bits
 
 
 def test_p_frames_skip_blocks_whose_prediction_is_good_enough(codecs, frames):
@@ -112,15 +146,41 @@ def test_bad_configuration_is_rejected(codecs):
         VideoCoder(*codecs, BlockMotion(), mode="fast")
     with pytest.raises(ValueError, match="rate.mode"):
         RateControl("constant")
+    with pytest.raises(ValueError, match="rate.distortion"):
+        RateControl(distortion="vmaf")
+    with pytest.raises(ValueError, match="rate.quality"):
+        RateControl(quality=-1)
 
 
-def test_evaluation_adapter_codes_with_the_shipped_weights(frames):
+def test_conditional_residual_model_decodes_bit_for_bit(codecs, frames):
+    torch.manual_seed(3)
+    model = RNNCodec(ModelConfig(width=0.125, condition=True)).eval()
+    with torch.no_grad():
+        for conv in (model.enc_cond, *model.dec_cond):
+            conv.weight.normal_(0, 0.1)  # trained-looking: the prediction changes what is coded
+    coder = VideoCoder(codecs[0], ImageCodec(model), BlockMotion(search=16), mode="mc",
+                       rate=RateControl(quality=20))
+    coded, data = _code(coder, frames)
+    for c, (_, image) in zip(coded, coder.decode(data), strict=True):
+        assert np.array_equal(c.decoded, image)
+    assert coded[1].prediction is not None and coded[1].prediction.shape == frames[0].shape
+
+
+def test_evaluation_adapter_builds_the_run_coder():
+    from omegaconf import OmegaConf
+
     from codec.zoo import WEIGHTS_DIR
     from pipeline.evaluation.rnn import RNNVideoCodec
 
-    codec = RNNVideoCodec("rnn_mc", "mc", [1, 2], str(WEIGHTS_DIR / "intra"), str(WEIGHTS_DIR / "residual"),
-                          BlockMotion(search=16))
-    clip = [f[:64, :96].copy() for f in frames[:2]]
-    out = codec.code(clip, 1)
-    out.check(clip, codec.name, 1)
-    assert all(b > 0 for b in out.bits) and codec.points() == [1, 2]
+    codec_cfg = {"weights": str(WEIGHTS_DIR / "intra"), "residual_weights": str(WEIGHTS_DIR / "residual"),
+                 "residual_gain": 2.0}
+    rate = OmegaConf.create({"mode": "rdo", "quality": 30})
+    codec = RNNVideoCodec("rnn_mc", "mc", "quality", [40, 20], codec_cfg, BlockMotion(search=16), rate, gop=30)
+    assert codec.points() == [40, 20] and codec.point_name == "rate.quality"  # lowest rate first
+    rng = np.random.default_rng(0)
+    clip = [np.ascontiguousarray(cv2.GaussianBlur(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), (5, 5), 0))] * 2
+    out = codec.code(clip, 40)
+    out.check(clip, codec.name, 40)
+    assert out.bits[0] > 0
+    with pytest.raises(ValueError, match="sweep='speed'"):
+        RNNVideoCodec("rnn_mc", "mc", "speed", [1], codec_cfg, BlockMotion(search=16), rate, gop=30)

@@ -54,3 +54,12 @@ def test_trailing_garbage_is_reported():
     header, offset = container.decode_header(data)
     with pytest.raises(ValueError, match="unexpected bytes after the last frame"):
         list(container.iter_records(data + b"junk", offset, names))
+
+
+def test_old_and_random_versions_are_told_apart():
+    data, _ = _stream(RECORDS)
+    old = data[:4] + bytes([container.VERSION - 1]) + data[5:]
+    with pytest.raises(ValueError, match=f"older drivecodec in sequence format version {container.VERSION - 1}"):
+        container.decode_header(old)
+    with pytest.raises(ValueError, match="corrupt or not a drivecodec stream"):
+        container.decode_header(container.MAGIC + bytes([132]) + b"\x07" * 40)

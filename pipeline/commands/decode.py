@@ -6,20 +6,22 @@ with the original frame names. Formats register a handler in ``DECODERS``.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig
+from tqdm import tqdm
 
+from atomic import staged_dir
 from codec import bitstream
 from codec.coder import ImageCodec
 from pipeline.imageio import write_image
 from pipeline.video import container
 from pipeline.video.build import build_coder
 from pipeline.video.sequence import png_name
+
+log = logging.getLogger("drivecodec.decode")
 
 
 def decode_image(cfg: DictConfig, data: bytes, source: Path, target: Path) -> None:
@@ -30,7 +32,7 @@ def decode_image(cfg: DictConfig, data: bytes, source: Path, target: Path) -> No
     except ValueError as err:
         raise ValueError(f"{source}: {err}") from err
     write_image(target, image)
-    print(f"{source} -> {target}: {image.shape[1]}x{image.shape[0]}")
+    log.info("%s -> %s: %dx%d", source, target, image.shape[1], image.shape[0])
 
 
 def decode_sequence(cfg: DictConfig, data: bytes, source: Path, target: Path) -> None:
@@ -40,21 +42,16 @@ def decode_sequence(cfg: DictConfig, data: bytes, source: Path, target: Path) ->
     if cfg.codec.get("decode_iterations") is not None:
         raise ValueError("codec.decode_iterations applies to image bitstreams; a sequence decodes in full")
     coder = build_coder(cfg)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        count = 0
+    frames = len(container.decode_header(data, str(source))[0].get("names", []))
+    count = 0
+    with staged_dir(target) as staging, tqdm(total=frames, unit="frame", desc="decode", disable=None) as bar:
         for name, image in coder.decode(data, str(source)):
             if Path(name).name != name or name in {"", ".", ".."}:
                 raise ValueError(f"{source}: frame name {name!r} is not a plain file name")
             write_image(staging / png_name(name), image)
             count += 1
-        if target.is_dir():
-            target.rmdir()
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    print(f"{source} -> {target}/: {count} frames")
+            bar.update()
+    log.info("%s -> %s/: %d frames", source, target, count)
 
 
 # magic -> handler(cfg, file bytes, source path, output path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -9,6 +10,8 @@ from omegaconf import DictConfig
 from codec.bitstream import write_atomic
 from codec.coder import ImageCodec
 from pipeline.imageio import read_image
+
+log = logging.getLogger("drivecodec.encode")
 
 
 def main(cfg: DictConfig, args: list[str]) -> int:
@@ -20,6 +23,6 @@ def main(cfg: DictConfig, args: list[str]) -> int:
     data = codec.compress(image, int(cfg.codec.iterations))
     write_atomic(target, data)
     h, w = image.shape[:2]
-    print(f"{source} -> {target}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp, "
-          f"{cfg.codec.iterations} iterations")
+    log.info("%s -> %s: %d bytes, %.4f bpp, %d iterations", source, target, len(data), len(data) * 8 / (h * w),
+             cfg.codec.iterations)
     return 0

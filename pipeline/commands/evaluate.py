@@ -5,19 +5,28 @@ Outputs go to the Hydra run directory: ``report.html`` (self-contained), ``resul
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
+import av
+import cv2
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.config_hash import config_hash
+from pipeline.evaluation.cache import ResultCache
 from pipeline.evaluation.codecs import VideoCodec
 from pipeline.evaluation.report import write_report
 from pipeline.evaluation.sweep import evaluate_codecs
+from pipeline.paths import REPO_DIR
+
+log = logging.getLogger("drivecodec.evaluate")
 
 
 def build_codecs(eval_cfg: DictConfig) -> list[VideoCodec]:
@@ -34,6 +43,29 @@ def build_codecs(eval_cfg: DictConfig) -> list[VideoCodec]:
     return codecs
 
 
+# Source that decides a cached score besides the config: the scoring code, and ours for our codecs.
+_SCORING_CODE = ["pipeline/evaluation/metrics.py", "pipeline/evaluation/flow_scores.py", "pipeline/image_quality.py",
+                 "flow"]
+_OUR_CODE = ["codec", "pipeline/video", "pipeline/evaluation/rnn.py"]
+
+
+def cache_key(cfg: DictConfig, name: str) -> str:
+    """What a cached point of codec ``name`` depends on: its settings and weights, the metric settings, the
+    library versions and the source of the code that codes and scores it."""
+    settings = config_hash(cfg, [f"eval.codecs.{name}", "eval.flow_metrics", "eval.pictures", "seed"])
+    target = str(cfg.eval.codecs[name]["_target_"])
+    module = target.rsplit(".", 1)[0].replace(".", "/") + ".py"
+    code = [module, *_SCORING_CODE, *(_OUR_CODE if target.startswith("pipeline.evaluation.rnn.") else [])]
+    digest = hashlib.sha256(settings.encode())
+    for name_ in (av.__version__, cv2.__version__, torch.__version__):
+        digest.update(name_.encode())
+    for rel in code:
+        path = REPO_DIR / rel
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def load_sequences(dataset_cfg: DictConfig, max_frames: int | None) -> Iterator[tuple[str, list[np.ndarray]]]:
     """(name, uint8 (H, W, 3) RGB frames) per sequence of the configured dataset, at most ``max_frames`` each."""
     for sequence in instantiate(dataset_cfg):
@@ -48,20 +80,23 @@ def main(cfg: DictConfig, args: list[str]) -> int:
     if ev.reference not in ev.compare:
         raise ValueError(f"eval.reference={ev.reference} is not among eval.compare={list(ev.compare)}; "
                          "BD-rates need their reference evaluated")
-    torch.set_num_threads(int(ev.threads))
     codecs = build_codecs(ev)
     flow_metrics = {name: instantiate(spec) for name, spec in ev.flow_metrics.items()}
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    cache = ResultCache(ev.cache_dir, force=bool(ev.force)) if ev.get("cache_dir") else None
+    keys = {name: cache_key(cfg, name) for name in ev.compare} if cache is not None else None
     evaluation = evaluate_codecs(load_sequences(cfg.dataset, ev.max_frames), codecs, flow_metrics,
                                  instantiate(ev.pictures.flow_estimator), visual_frame=int(ev.pictures.frame),
-                                 crop=tuple(ev.pictures.crop), seed=int(cfg.seed))
+                                 crop=tuple(ev.pictures.crop), seed=int(cfg.seed), cache=cache, cache_keys=keys)
     paths = write_report(evaluation, out_dir, reference=ev.reference, intra_reference=ev.intra_reference,
                          config_yaml=OmegaConf.to_yaml(cfg, resolve=True))
-    print(f"{'codec':<10} {'point':>6} {'bpp':>8} {'PSNR':>7} {'MS-SSIM':>8} {'flow':>8} {'enc ms':>8} {'dec ms':>8}")
+    lines = [f"{'codec':<10} {'point':>6} {'bpp':>8} {'PSNR':>7} {'MS-SSIM':>8} {'flow':>8} {'enc ms':>8} "
+             f"{'dec ms':>8}"]
     for codec, points in evaluation.curves.items():
         for p in points:
-            print(f"{codec:<10} {p['point']!s:>6} {p['bpp']:8.4f} {p['psnr']:7.2f} {p['msssim']:8.4f} "
-                  f"{p.get('flow_consistency', float('nan')):8.4f} {1000 * p['encode_s_per_frame']:8.1f} "
-                  f"{1000 * p['decode_s_per_frame']:8.1f}")
-    print(f"report: {paths['html']}")
+            lines.append(f"{codec:<10} {p['point']!s:>6} {p['bpp']:8.4f} {p['psnr']:7.2f} {p['msssim']:8.4f} "
+                         f"{p.get('flow_consistency', float('nan')):8.4f} {1000 * p['encode_s_per_frame']:8.1f} "
+                         f"{1000 * p['decode_s_per_frame']:8.1f}")
+    log.info("%s", "\n".join(lines))
+    log.info("report: %s", paths["html"])
     return 0

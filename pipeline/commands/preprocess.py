@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 from pipeline.preprocess import RunAborted, preprocess
 
 

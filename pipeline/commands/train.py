@@ -25,9 +25,11 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB, or float32 [0, 1] for ``.npy`` files (e.g. residual images)."""
+    """(H, W, 3) uint8 RGB; ``.npy`` files as stored: uint8 (e.g. (H, W, 6) frame + prediction pairs) or float
+    [0, 1] (as float32)."""
     if path.suffix == ".npy":
-        return np.load(path).astype(np.float32)
+        array = np.load(path)
+        return array if array.dtype == np.uint8 else array.astype(np.float32)
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot read image {path}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import PIL.Image
 
 from pipeline.frames import Sequence
 from pipeline.imageio import read_image
@@ -77,8 +78,23 @@ def image_sequence(name: str, paths: list[Path], numbers: list[int], source: Pat
         for path in paths:
             yield resize_image(read_image(path), size)
 
+    def check() -> None:
+        first = None
+        for path in paths:
+            try:
+                with PIL.Image.open(path) as image:
+                    image.verify()  # the file's structure and checksums, without decoding the pixels
+                    dims = image.size
+            except (OSError, SyntaxError, PIL.UnidentifiedImageError) as err:
+                raise ValueError(f"frame {path} is corrupt or not an image: {err}") from err
+            if first is None:
+                first = (path, dims)
+            elif dims != first[1]:
+                raise ValueError(f"frame {path} is {dims[0]}x{dims[1]}, but {first[0].name} is "
+                                 f"{first[1][0]}x{first[1][1]}: frames of one sequence must share a size")
+
     return Sequence(name=name, frame_names=[p.stem + ".png" for p in paths], frame_numbers=numbers, load=load,
-                    source=str(source), relpath=relpath)
+                    source=str(source), relpath=relpath, check=check)
 
 
 def natural_key(text: str) -> list:

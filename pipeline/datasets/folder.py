@@ -56,8 +56,10 @@ class FolderDataset(SequenceDataset):
             paths = list_images(folder)
             numbers = _frame_numbers(paths)
             kept = take_frames(list(zip(numbers, paths, strict=True)), stride, frames_per_sequence)
+            # Outputs go to <the folder holding the sequence>/<sequence name>, as for every dataset.
+            holder = "." if folder == self.root else relative(folder.parent, self.root)
             sequences.append(image_sequence(folder.name, [p for _, p in kept], [n for n, _ in kept], folder,
-                                            relative(folder, self.root), size))
+                                            holder, size))
         super().__init__(sequences)
 
 

@@ -13,7 +13,7 @@ from pipeline.frames import Sequence
 
 
 class VideoDataset(SequenceDataset):
-    """Frames ``start, start+stride, ...`` of the first video stream, at most ``limit`` of them.
+    """Frames ``start, start+stride, ...`` of the first video stream, at most ``frames_per_sequence`` of them.
 
     Frames are decoded one at a time while the sequence is iterated (never the whole video). Frame
     numbers are decode-order indices in the file; output names are ``{stem}_{index:06d}.png``. The
@@ -23,13 +23,13 @@ class VideoDataset(SequenceDataset):
         path: the video file.
         start: index of the first frame to keep.
         stride: keep every stride-th frame.
-        limit: keep at most this many frames (None: to the end).
+        frames_per_sequence: keep at most this many frames (None: to the end); the name every dataset uses.
         resize: ``"WxH"`` to resize every frame (area interpolation), None for the original size.
     """
 
-    def __init__(self, path: str | Path, start: int = 0, stride: int = 1, limit: int | None = None,
+    def __init__(self, path: str | Path, start: int = 0, stride: int = 1, frames_per_sequence: int | None = None,
                  resize: str | None = None) -> None:
-        check_options(None, limit, stride)
+        check_options(None, frames_per_sequence, stride)
         if int(start) < 0:
             raise ValueError(f"start={start}: expected a frame index >= 0")
         self.path = Path(path).expanduser()
@@ -38,8 +38,8 @@ class VideoDataset(SequenceDataset):
         size = parse_size(resize)
         total = count_frames(self.path)
         indices = list(range(int(start), total, int(stride)))
-        if limit is not None:
-            indices = indices[: int(limit)]
+        if frames_per_sequence is not None:
+            indices = indices[: int(frames_per_sequence)]
         if not indices:
             raise ValueError(f"no frames in {self.path} from start={start} (the video has {total} frames)")
         wanted = set(indices)

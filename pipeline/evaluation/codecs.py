@@ -21,6 +21,7 @@ class CodedSequence:
     bits: list[int]
     encode_seconds: float
     decode_seconds: float
+    motion_bits: list[int] | None = None  # of ``bits``, the motion vectors' per frame, where the codec says
 
     def check(self, frames: list[np.ndarray], codec: str, point: Any) -> None:
         """Raise ``ValueError`` unless this output matches ``frames`` in count, size and dtype."""
@@ -40,7 +41,8 @@ class VideoCodec(Protocol):
     """A codec the evaluation can sweep.
 
     ``name`` labels curves and tables ("x264", "jpeg", "rnn_mc"); ``point_name`` says what a point is
-    ("crf", "quality", "iterations": codecs swept over iterations get the per-iteration flow table);
+    ("crf", "quality"; ours name the rate setting they sweep, "rate.quality" or "rate.iterations", and get the
+    per-rate-point flow table);
     ``intra`` is true for codecs that code every frame alone (their BD-rate anchor is the intra reference).
     """
 

@@ -19,25 +19,27 @@ from typing import Any
 import cv2
 import numpy as np
 
+from atomic import write_bytes
 from pipeline.evaluation import plots
 from pipeline.evaluation.bjontegaard import bd_rate_table
 from pipeline.evaluation.sweep import Evaluation, Visual
-from pipeline.imageio import write_bytes_atomic
 
 # metric -> +1 if higher is better, -1 if lower is better (BD-rate then uses its negative as quality)
 BD_METRICS = {"psnr": 1, "msssim": 1, "flow_consistency": -1}
 CURVE_METRICS = ["psnr", "msssim", "flow_consistency", "temporal_warping_error"]
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2  # 2: per-rate-point tables of our codecs ("rate_points") replace per-iteration ones
 
 
 def results(evaluation: Evaluation, reference: str, intra_reference: str) -> dict[str, Any]:
     """The JSON document: curves, BD-rates against ``reference`` (all codecs) and ``intra_reference``
-    (intra codecs; skipped when it was not evaluated), the noise floor, per-iteration tables with the first
-    iteration count whose flow consistency reaches the noise floor, and per-sequence rows. NaN becomes null."""
+    (intra codecs; skipped when it was not evaluated), the noise floor, for our codecs (swept over a rate
+    setting) their points by rate with the first whose flow consistency reaches the noise floor, and
+    per-sequence rows. NaN becomes null."""
     curves = evaluation.curves
     names = list(curves)
     bd, notes = bd_rate_table(curves, reference, names, BD_METRICS)
     intra = [n for n, meta in evaluation.codecs.items() if meta["intra"]]
+    ours = [n for n, meta in evaluation.codecs.items() if meta["point_name"].startswith("rate.")]
     # The flow "looks right" once it scores no worse than the worst near-lossless copy (the metric's noise).
     floor = max((r.get("flow_consistency", math.nan) for r in evaluation.noise_floor), default=math.nan)
     bd_intra, notes_intra = ({}, {})
@@ -56,11 +58,11 @@ def results(evaluation: Evaluation, reference: str, intra_reference: str) -> dic
         "bd_rate_intra_notes": notes_intra,
         "bd_rate_quality_axis": {m: ("metric" if s > 0 else "negative of the metric") for m, s in BD_METRICS.items()},
         "noise_floor": evaluation.noise_floor,
-        "iterations": {n: curves[n] for n, meta in evaluation.codecs.items() if meta["point_name"] == "iterations"},
+        "rate_points": {n: sorted(curves[n], key=lambda p: p["bpp"]) for n in ours},
+        "rate_setting": {n: evaluation.codecs[n]["point_name"] for n in ours},
         "flow_floor": floor,
-        "flow_right_at": {n: next((p["point"] for p in sorted(curves[n], key=lambda p: p["point"])
-                                   if p.get("flow_consistency", math.inf) <= floor), None)
-                          for n, meta in evaluation.codecs.items() if meta["point_name"] == "iterations"},
+        "flow_right_at": {n: next((p["point"] for p in sorted(curves[n], key=lambda p: p["bpp"])
+                                   if p.get("flow_consistency", math.inf) <= floor), None) for n in ours},
         "per_sequence": evaluation.rows,
     }
     return _json_safe(doc)
@@ -73,9 +75,9 @@ def write_report(evaluation: Evaluation, out_dir: str | Path, *, reference: str,
     out.mkdir(parents=True, exist_ok=True)
     doc = results(evaluation, reference, intra_reference)
     paths = {"json": out / "results.json", "csv": out / "results.csv", "html": out / "report.html"}
-    write_bytes_atomic(paths["json"], json.dumps(doc, indent=1, allow_nan=False).encode())
-    write_bytes_atomic(paths["csv"], _csv(doc).encode())
-    write_bytes_atomic(paths["html"], _html(evaluation, doc, config_yaml, title).encode())
+    write_bytes(paths["json"], json.dumps(doc, indent=1, allow_nan=False).encode())
+    write_bytes(paths["csv"], _csv(doc).encode())
+    write_bytes(paths["html"], _html(evaluation, doc, config_yaml, title).encode())
     return paths
 
 
@@ -190,22 +192,21 @@ def _html(ev: Evaluation, doc: dict, config_yaml: str, title: str) -> str:
     parts.append(_bd_section(doc["bd_rate_intra"], doc["bd_rate_intra_notes"], doc["bd_rate_intra_reference"],
                              "intra codecs"))
 
-    parts.append("<h2>At which iteration does the flow look right?</h2>")
-    if doc["iterations"]:
-        parts.append(f"<p class=note>Flow looks right from the first iteration count whose flow consistency is "
-                     f"at or below the noise floor ({_fmt(doc['flow_floor'])} px, the worst near-lossless copy "
-                     "below).</p>")
-        for codec, pts in doc["iterations"].items():
-            right = doc["flow_right_at"][codec]
-            verdict = "never, in this sweep" if right is None else f"from {right} iterations"
-            parts.append(f"<h3>{html.escape(codec)}: {verdict}</h3>" + _table(
-                ["iterations", "bpp", "PSNR", "MS-SSIM", "flow consistency", "temporal warping error"],
+    parts.append("<h2>At which rate does the flow look right?</h2>")
+    if doc["rate_points"]:
+        parts.append(f"<p class=note>Flow looks right from the lowest rate whose flow consistency is at or below "
+                     f"the noise floor ({_fmt(doc['flow_floor'])} px, the worst near-lossless copy below).</p>")
+        for codec, pts in doc["rate_points"].items():
+            right, setting = doc["flow_right_at"][codec], doc["rate_setting"][codec]
+            verdict = "never, in this sweep" if right is None else f"from {setting} {right}"
+            parts.append(f"<h3>{html.escape(codec)}: {html.escape(verdict)}</h3>" + _table(
+                [setting, "bpp", "PSNR", "MS-SSIM", "flow consistency", "temporal warping error"],
                 [[p["point"], p["bpp"], p["psnr"], p["msssim"], p.get("flow_consistency"),
                   p.get("temporal_warping_error")] for p in pts]))
-        parts.append(_img(plots.per_iteration(doc["iterations"], "flow_consistency", floor),
-                          "flow consistency per iteration"))
+        parts.append(_img(plots.per_rate(doc["rate_points"], "flow_consistency", floor),
+                          "flow consistency per rate point"))
     else:
-        parts.append("<p class=note>No codec in this run is swept over iteration counts.</p>")
+        parts.append("<p class=note>No codec in this run is swept over one of our rate settings.</p>")
 
     parts.append("<h2>Noise floor of the metrics</h2><p class=note>What a perfect or near-perfect copy scores: "
                  "differences smaller than these are noise of the flow estimator, not of the codec. The warping error "

@@ -10,6 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from flow.viz import flow_to_color
+from pipeline.evaluation.cache import ResultCache, frames_digest
 from pipeline.evaluation.codecs import VideoCodec
 from pipeline.evaluation.metrics import FlowMetric, average, noise_floor_variants, score, score_frames
 from pipeline.evaluation.visuals import FlowEstimator, centre_crop, robust_max_magnitude
@@ -43,11 +44,13 @@ class Evaluation:
 def evaluate_codecs(sequences: Iterable[tuple[str, list[np.ndarray]]], codecs: list[VideoCodec],
                     flow_metrics: Mapping[str, FlowMetric], flow_estimator: FlowEstimator,
                     visual_frame: int = 1, crop: tuple[int, int] = (384, 192), seed: int = 0,
-                    progress: bool = True) -> Evaluation:
+                    progress: bool = True, cache: ResultCache | None = None,
+                    cache_keys: Mapping[str, str] | None = None) -> Evaluation:
     """Sweep ``codecs`` over ``sequences`` ((name, uint8 (H, W, 3) RGB frames) pairs, one frame size for all).
 
     Pictures (crops of frame ``visual_frame`` and of the flow from it to the next frame) come from the
-    first sequence only, to keep memory flat however many sequences there are.
+    first sequence only, to keep memory flat however many sequences there are. With a ``cache``, a codec
+    whose name has an entry in ``cache_keys`` (its settings' hash) reuses the points it has already scored.
     """
     if not codecs:
         raise ValueError("no codecs to evaluate: eval.compare is empty")
@@ -80,18 +83,29 @@ def evaluate_codecs(sequences: Iterable[tuple[str, list[np.ndarray]]], codecs: l
             row = score_frames(frames, copy, bits, flow_metrics)
             floor_rows.setdefault(variant, []).append(row)
         bar = tqdm(total=jobs, desc=f"{seq_name}", disable=not progress, leave=False)
+        digest = frames_digest(frames) + (f"-pictures{k}-{crop[0]}x{crop[1]}" if pictures else "")
         for codec in codecs:
+            key = (cache_keys or {}).get(codec.name) if cache is not None else None
             for point in codec.points():
-                coded = codec.code(frames, point)
-                coded.check(frames, codec.name, point)
-                row = score(frames, coded, flow_metrics)
+                hit = cache.get(codec.name, key, digest, point, pictures) if key else None
+                if hit is None:
+                    coded = codec.code(frames, point)
+                    coded.check(frames, codec.name, point)
+                    row = score(frames, coded, flow_metrics)
+                    crops = None
+                    if pictures:
+                        decoded = coded.decoded
+                        flow = flow_estimator(decoded[k], decoded[k + 1])
+                        crops = {"image": centre_crop(decoded[k], *crop),
+                                 "flow": centre_crop(flow_to_color(flow, scale), *crop)}
+                    if key:
+                        cache.put(codec.name, key, digest, point, row, crops)
+                else:
+                    row, crops = hit
                 result.rows.append({"sequence": seq_name, "codec": codec.name, "point": point, **row})
-                if pictures:
-                    decoded = coded.decoded
-                    flow = flow_estimator(decoded[k], decoded[k + 1])
+                if crops is not None:
                     result.visuals.setdefault(codec.name, []).append(
-                        Visual(point, row["bpp"], centre_crop(decoded[k], *crop),
-                               centre_crop(flow_to_color(flow, scale), *crop)))
+                        Visual(point, row["bpp"], crops["image"], crops["flow"]))
                 bar.update()
         bar.close()
     if not floor_rows:

@@ -19,8 +19,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from pipeline.config_hash import config_hash
 from pipeline.preprocess.coding import CodecJob
-from pipeline.preprocess.config_hash import config_hash
 from pipeline.preprocess.jobs import is_done, plan
 from pipeline.preprocess.local import run_local
 from pipeline.preprocess.manifest import OK, Manifest

@@ -18,12 +18,13 @@ from queue import Empty
 
 from pipeline.preprocess.jobs import Task
 from pipeline.preprocess.manifest import FAILED
-from pipeline.preprocess.worker import CoderFactory, Outcome, execute, exit_with_parent, new_record, set_threads
+from pipeline.preprocess.worker import CoderFactory, Outcome, execute, exit_with_parent, new_record
+from pipeline.threads import available_cores, set_threads
 
 
 def default_threads(workers: int) -> int:
-    """Torch threads per worker: the machine's cores shared out, at least one."""
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    """Torch threads per worker: the cores this process may use shared out, at least one."""
+    return max(1, available_cores() // max(1, workers))
 
 
 def run_local(tasks: list[Task], cfg: dict, factory: CoderFactory, out_root: str, config_hash: str,

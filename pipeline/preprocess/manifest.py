@@ -13,6 +13,8 @@ import os
 import warnings
 from pathlib import Path
 
+from atomic import write_bytes
+
 # Every record carries these keys (None when not known, e.g. metrics of a failed sequence).
 FIELDS = ("sequence", "input", "output", "frames_dir", "status", "error", "bytes", "bpp", "psnr", "msssim",
           "flow_consistency", "frames", "checksum", "config_hash", "seconds", "worker", "attempts", "time")
@@ -71,13 +73,8 @@ class Manifest:
         latest = self.latest()
         if not latest:
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("wb") as f:
-            for record in latest.values():
-                f.write(json.dumps(record, sort_keys=True, allow_nan=False).encode() + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_bytes(self.path, b"".join(json.dumps(record, sort_keys=True, allow_nan=False).encode() + b"\n"
+                                        for record in latest.values()), sync=True)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -12,7 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.preprocess.jobs import Task
 from pipeline.preprocess.manifest import FAILED
-from pipeline.preprocess.worker import CoderFactory, Outcome, execute, new_record, set_threads
+from pipeline.preprocess.worker import CoderFactory, Outcome, execute, new_record
+from pipeline.threads import set_threads
 
 
 def gpus_per_task(option: str | float | int | None, cluster: dict, device: str = "auto") -> float:

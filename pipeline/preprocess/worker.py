@@ -162,12 +162,6 @@ def execute(cfg: dict, factory: CoderFactory, out_root: str, config_hash: str, t
     return _STATE[key].run(task, attempt, on_frame)
 
 
-def set_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, int(threads)))
-
-
 def exit_with_parent(parent: int, interval: float = 0.5) -> None:
     """Exit this worker when the driver dies (e.g. ``kill -9``), so no orphan keeps writing outputs.
 

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from atomic import write_bytes
 from pipeline.datasets.base import parse_size
-from pipeline.imageio import write_bytes_atomic
 from pipeline.synthetic.dataset import CITY, write_sequences
 
 README = """# Synthetic driving sample
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                           "--supersample", str(args.supersample)])
     text = README.format(command=command, city=CITY, width=width, height=height, frames=args.frames,
                          sequences=args.sequences, supersample=args.supersample)
-    write_bytes_atomic(args.out / "README.md", text.encode())
+    write_bytes(args.out / "README.md", text.encode())
     print(f"wrote {len(files)} frames with flow and occlusion to {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
 

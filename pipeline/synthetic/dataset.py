@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from atomic import temporary_path
 from pipeline.imageio import read_image, write_image
 from pipeline.synthetic.render import ground_truth, render_image
 from pipeline.synthetic.scene import make_scene
@@ -51,17 +51,9 @@ def read_ground_truth(frame_file: str | os.PathLike) -> tuple[np.ndarray, np.nda
 
 def write_flow(path: Path, flow: np.ndarray) -> None:
     """``cv2.writeOpticalFlow`` to a temporary name in the same folder, then rename (atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        if not cv2.writeOpticalFlow(tmp, flow):
+    with temporary_path(path) as tmp:
+        if not cv2.writeOpticalFlow(str(tmp), flow):
             raise ValueError(f"cv2.writeOpticalFlow failed for {path}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_sequences(out: str | os.PathLike, frames: int, width: int, height: int, seed: int, sequences: int = 1,

@@ -1,25 +1,42 @@
-"""Build the video coder and the flow-consistency scorer from the composed config."""
+"""Build the video coder and the flow-consistency scorer from the composed config: the one place a coder is made.
+
+``run``, ``decode``, ``preprocess`` and ``evaluate``'s ``rnn_*`` codecs all call :func:`make_coder`, so a setting
+means the same everywhere.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from codec.coder import ImageCodec
-from pipeline.video.coder import VideoCoder
+from pipeline.video.coder import Motion, VideoCoder
 from pipeline.video.rate import RateControl
 from pipeline.video.sequence import PairScore
+
+
+def make_coder(codec: Mapping[str, Any], motion: Motion | Mapping[str, Any], rate: Mapping[str, Any], mode: str,
+               gop: int, **rate_overrides: Any) -> VideoCoder:
+    """A :class:`VideoCoder` from the ``codec``, ``motion`` and ``rate`` config groups (nodes or plain dicts).
+
+    ``rate_overrides`` replace single rate settings (e.g. ``quality=36`` for one point of a sweep).
+    """
+    if isinstance(motion, Mapping):
+        motion = instantiate(motion)
+    rate_settings = OmegaConf.to_container(rate, resolve=True) if isinstance(rate, DictConfig) else dict(rate)
+    return VideoCoder(ImageCodec.load(codec["weights"]), ImageCodec.load(codec["residual_weights"]), motion,
+                      mode=mode, gop=int(gop), rate=RateControl(**{**rate_settings, **rate_overrides}),
+                      residual_gain=float(codec["residual_gain"]))
 
 
 def build_coder(cfg: DictConfig) -> VideoCoder:
     """The closed-loop coder named by ``cfg.mode``, ``cfg.gop``, ``cfg.rate``, ``cfg.codec`` and ``cfg.motion``."""
     torch.manual_seed(cfg.seed)
-    intra = ImageCodec.load(cfg.codec.weights)
-    residual = ImageCodec.load(cfg.codec.residual_weights)
-    rate = RateControl(**OmegaConf.to_container(cfg.rate, resolve=True))
-    return VideoCoder(intra, residual, instantiate(cfg.motion), mode=cfg.mode, gop=cfg.gop, rate=rate,
-                      residual_gain=cfg.codec.residual_gain)
+    return make_coder(cfg.codec, cfg.motion, cfg.rate, cfg.mode, cfg.gop)
 
 
 def build_flow_score(cfg: DictConfig) -> PairScore | None:

@@ -11,7 +11,8 @@ sends), so prediction never drifts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,15 +25,20 @@ from codec.coder import ImageCodec
 from codec.model import Codes, pad
 from pipeline.frames import Frame
 from pipeline.video import container
-from pipeline.video.rate import RateControl, blocks_reaching, to_pixels
+from pipeline.video.distortion import block_weights
+from pipeline.video.rate import RateControl, block_sse, blocks_reaching, keeps, to_pixels
 
 MODES = ("intra", "diff", "mc")
+# An iteration's distortion drop is about this fraction of the previous one's (median over blocks, measured on
+# Cityscapes I- and P-frames: 0.4-0.8 from the second iteration on): rdo's estimate of what the next one buys.
+GAIN_DECAY = 0.6
 
 
 class Motion(Protocol):
-    def estimate(self, cur: np.ndarray, ref: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray: ...
+    def estimate(self, cur: np.ndarray, ref: np.ndarray, previous: np.ndarray | None = None,
+                 rate_lambda: float | None = None) -> np.ndarray: ...
     def compensate(self, ref: np.ndarray, mv: np.ndarray) -> np.ndarray: ...
-    def encode(self, mv: np.ndarray) -> bytes: ...
+    def encode(self, mv: np.ndarray, frame_shape: tuple[int, ...] | None = None) -> bytes: ...
     def decode(self, data: bytes, frame_shape: tuple[int, ...]) -> np.ndarray: ...
 
 
@@ -44,6 +50,7 @@ class CodedFrame:
     residual_bits: int
     iterations: float  # mean iterations per 16x16 block
     skipped: float  # fraction of blocks with zero iterations
+    prediction: np.ndarray | None = None  # (H, W, 3) uint8 prediction of a P-frame (residual training data)
 
     @property
     def bits(self) -> int:
@@ -73,7 +80,8 @@ class VideoCoder:
     def header(self, names: list[str], height: int, width: int) -> dict[str, Any]:
         return {"mode": self.mode, "gop": self.gop, "height": height, "width": width, "names": names,
                 "residual_gain": self.residual_gain, "intra_model": self.intra.model_id.hex(),
-                "residual_model": self.residual.model_id.hex(), "compensation": self._compensation()}
+                "residual_model": self.residual.model_id.hex(), "compensation": self._compensation(),
+                "threads": torch.get_num_threads()}
 
     def _compensation(self) -> dict[str, Any]:
         """The motion settings the decoder must share (prediction has to match the encoder's exactly)."""
@@ -87,6 +95,12 @@ class VideoCoder:
         if header.get("mode") == "mc" and header.get("compensation") != self._compensation():
             raise ValueError(f"{source}: coded with motion settings {header.get('compensation')}, but the decoder "
                              f"is configured with {self._compensation()}; pass matching motion.* overrides")
+        if header.get("threads") != torch.get_num_threads():
+            # The network's float sums depend on the thread count: pixels may differ by a level, and P-frames
+            # carry that forward.
+            warnings.warn(f"{source}: encoded with {header.get('threads')} torch threads, decoding with "
+                          f"{torch.get_num_threads()}: frames may differ from the encoder's by a level; pass "
+                          f"threads={header.get('threads')} to decode exactly", stacklevel=2)
 
     # ---- encoding ------------------------------------------------------------------------------------
     def frame_type(self, index: int) -> str:
@@ -106,12 +120,8 @@ class VideoCoder:
 
     def _encode_intra(self, image: np.ndarray, index: int) -> CodedFrame:
         target = to_pixels(image)
-        x = target / 255.0 - 0.5
-        done = None
-        if self.rate.mode == "quality":
-            padded = pad(target)
-            done = lambda t, recon: blocks_reaching(padded, (recon + 0.5) * 255.0, self.rate.psnr)  # noqa: E731
-        codes, chunks = self._code(self.intra, x, done, None, image.size // 3, 0)
+        codes, chunks = self._code(self.intra, target / 255.0 - 0.5, lambda recon: (recon + 0.5) * 255.0,
+                                   pad(target), "I", None, 0)
         decoded = _to_uint8((codes.recon + 0.5) * 255.0)
         return self._record("I", index, decoded, b"", codes, chunks)
 
@@ -119,8 +129,9 @@ class VideoCoder:
                       index: int) -> tuple[CodedFrame, np.ndarray | None]:
         mv_bytes = b""
         if self.mode == "mc":
-            vectors = self.motion.estimate(image, previous, vectors)
-            mv_bytes = self.motion.encode(vectors)
+            lam = self.rate.lagrangian("P") if self.rate.mode == "rdo" else None
+            vectors = self.motion.estimate(image, previous, vectors, lam)
+            mv_bytes = self.motion.encode(vectors, image.shape)
             prediction = self.motion.compensate(previous, vectors)
         else:
             prediction = previous
@@ -128,26 +139,47 @@ class VideoCoder:
         x = ((target - pred) / 255.0 * self.residual_gain).clamp(-0.5, 0.5)
         padded_target, padded_pred = pad(target), pad(pred)
         scale = 255.0 / self.residual_gain
-
-        def estimate(recon: Tensor) -> Tensor:
-            return (padded_pred + recon * scale).clamp(0, 255)
-
         initial = None
-        if self.rate.skip:
+        if self.rate.skip and self.rate.mode != "rdo":
             initial = ~blocks_reaching(padded_target, padded_pred, self.rate.psnr)[0, 0]
-        done = None
-        if self.rate.mode == "quality":
-            done = lambda t, recon: blocks_reaching(padded_target, estimate(recon), self.rate.psnr)  # noqa: E731
-        codes, chunks = self._code(self.residual, x, done, initial, image.size // 3, 8 * len(mv_bytes))
+        codes, chunks = self._code(self.residual, x, lambda recon: (padded_pred + recon * scale).clamp(0, 255),
+                                   padded_target, "P", initial, 8 * len(mv_bytes), self._condition(pred))
         decoded = _to_uint8(pred + codes.recon * scale)
-        return self._record("P", index, decoded, mv_bytes, codes, chunks), vectors
+        coded = self._record("P", index, decoded, mv_bytes, codes, chunks)
+        coded.prediction = prediction
+        return coded, vectors
 
-    def _code(self, codec: ImageCodec, x: Tensor, done, initial: Tensor | None, pixels: int,
-              side_bits: int) -> tuple[Codes, list[bytes]]:
-        codes = codec.encode(x, self.rate.coded_iterations, block_done=done, active=initial)
+    def _condition(self, prediction: Tensor) -> Tensor | None:
+        """What a conditional residual model sees beside the residual: the prediction in [-0.5, 0.5]."""
+        return prediction / 255.0 - 0.5 if self.residual.model.config.condition else None
+
+    def _code(self, codec: ImageCodec, x: Tensor, to_frame: Callable[[Tensor], Tensor], padded_target: Tensor,
+              frame_type: str, initial: Tensor | None, side_bits: int,
+              cond: Tensor | None = None) -> tuple[Codes, list[bytes]]:
+        """Code ``x``; ``to_frame`` maps the codec's padded reconstruction to frame pixels (0..255)."""
+        go_on = None
+        if self.rate.mode == "rdo":
+            lam = self.rate.lagrangian(frame_type)
+            weights = block_weights(self.rate.distortion, padded_target)
+
+            def distortion(recon: Tensor) -> Tensor:
+                return (block_sse(padded_target, to_frame(recon)) * weights)[0, 0]
+
+            if frame_type == "P":
+                # Skip or code: a trial first iteration on every block, kept where it pays for its bits.
+                trial = codec.encode(x, 1, cond=cond)
+                initial = keeps(distortion(torch.zeros_like(padded_target)), distortion(pad(trial.recon)),
+                                codec.estimate_bits(trial.bits[0]), lam)
+
+            def go_on(t: int, before: Tensor, after: Tensor, rate: Tensor) -> Tensor:
+                # Go on while the next iteration's expected gain, GAIN_DECAY of this one's, beats its bits.
+                return keeps(GAIN_DECAY * distortion(before), GAIN_DECAY * distortion(after), rate, lam)
+
+        codes = codec.encode(x, self.rate.coded_iterations, go_on, initial, cond)
         chunks = codec.codes_to_chunks(codes)
         if self.rate.mode == "bpp":
-            codes, chunks = _truncate_to_budget(codec, codes, chunks, self.rate.bpp * pixels - side_bits)
+            pixels = x.shape[-1] * x.shape[-2]
+            codes, chunks = _truncate_to_budget(codec, codes, chunks, self.rate.bpp * pixels - side_bits, cond)
         return codes, chunks
 
     def _record(self, kind: str, index: int, decoded: np.ndarray, mv_bytes: bytes, codes: Codes,
@@ -182,7 +214,9 @@ class VideoCoder:
                     else:
                         prediction = previous
                     codes = self.residual.chunks_to_codes(chunks)
-                    decoded = _to_uint8(to_pixels(prediction) + self.residual.decode(codes) * (255.0 / gain))
+                    pred = to_pixels(prediction)
+                    residual = self.residual.decode(codes, cond=self._condition(pred))
+                    decoded = _to_uint8(pred + residual * (255.0 / gain))
             except ValueError as err:
                 raise ValueError(f"{what}: {err}") from err
             if decoded.shape != shape:
@@ -192,7 +226,7 @@ class VideoCoder:
 
 
 def _truncate_to_budget(codec: ImageCodec, codes: Codes, chunks: list[bytes],
-                        budget_bits: float) -> tuple[Codes, list[bytes]]:
+                        budget_bits: float, cond: Tensor | None = None) -> tuple[Codes, list[bytes]]:
     """The longest prefix of iterations (at least one) whose chunks fit ``budget_bits``.
 
     Chunk t codes exactly the blocks active in iteration t, so a prefix's size is the sum of its chunks.
@@ -203,7 +237,7 @@ def _truncate_to_budget(codec: ImageCodec, codes: Codes, chunks: list[bytes],
         return codes, chunks
     prefix = Codes(bits=codes.bits[:keep], counts=np.minimum(codes.counts, keep).astype(np.uint8),
                    height=codes.height, width=codes.width)
-    prefix.recon = codec.decode(prefix)
+    prefix.recon = codec.decode(prefix, cond=cond)
     return prefix, [meta_chunk(prefix), *chunks[1 : keep + 1]]
 
 

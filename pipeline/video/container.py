@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"DCVS"
-VERSION = 2  # 2: entropy coding with the prior's channel plan
+VERSION = 3  # 2: entropy coding with the prior's channel plan; 3: range-coded count maps, context-coded vectors
 _RECORD = struct.Struct("<2sBIII")
 FRAME_TYPES = {0: "I", 1: "P"}
 _TYPE_CODES = {name: code for code, name in FRAME_TYPES.items()}
@@ -72,8 +72,12 @@ def decode_header(data: bytes, source: str = "stream") -> tuple[dict[str, Any], 
     if len(data) < 9:
         raise ValueError(f"{source}: truncated header")
     version, size = struct.unpack_from("<BI", data, 4)
+    if 1 <= version < VERSION:
+        raise ValueError(f"{source}: written by an older drivecodec in sequence format version {version}; this "
+                         f"build reads version {VERSION} only: decode it with a drivecodec that reads {version}")
     if version != VERSION:
-        raise ValueError(f"{source}: sequence format version {version}, this build reads version {VERSION}")
+        raise ValueError(f"{source}: corrupt or not a drivecodec stream (format version byte {version}; this build "
+                         f"reads version {VERSION})")
     end = 9 + size
     if end + 4 > len(data):
         raise ValueError(f"{source}: truncated header ({len(data)} bytes, header needs {end + 4})")

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.evaluation.metrics import msssim, psnr
+from atomic import staged_dir, temporary_path
 from pipeline.frames import Frame, Sequence
+from pipeline.image_quality import msssim, psnr
 from pipeline.imageio import write_image
 from pipeline.video import container
 from pipeline.video.coder import VideoCoder
@@ -43,21 +44,17 @@ def summarize(rows: list[dict]) -> dict:
 
 def code_sequence(coder: VideoCoder, sequence: Sequence, stream_path: Path, frames_dir: Path | None = None,
                   flow_score: PairScore | None = None, verify: bool = True,
-                  on_frame: Callable[[dict], None] | None = None) -> SequenceResult:
+                  on_frame: Callable[[dict], None] | None = None,
+                  on_verified: Callable[[], None] | None = None) -> SequenceResult:
     """Encode ``sequence`` into ``stream_path``; optionally write decoded PNGs into ``frames_dir``.
 
     Frames stream through: only the previous original and decoded frames are kept. The bitstream and the
     frame folder are written under temporary names and renamed when complete. With ``verify``, the file is
     decoded again and must reproduce the encoder's reconstruction bit for bit (compared by SHA-256).
+    ``on_frame`` receives each coded frame's scores, ``on_verified`` is called per verified frame (progress).
     """
     if len(sequence) == 0:
         raise ValueError(f"sequence {sequence.name} ({sequence.source}) has no frames")
-    stream_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stream_path.with_name(stream_path.name + ".tmp")
-    staging = None if frames_dir is None else frames_dir.with_name(frames_dir.name + ".tmp")
-    if staging is not None:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
     result = SequenceResult(sequence.name, stream_path, 0)
     current: dict[str, Frame] = {}
     digests: list[bytes] = []
@@ -68,7 +65,9 @@ def code_sequence(coder: VideoCoder, sequence: Sequence, stream_path: Path, fram
             yield frame
 
     previous: tuple[np.ndarray, np.ndarray] | None = None
-    try:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(temporary_path(stream_path))
+        staging = None if frames_dir is None else stack.enter_context(staged_dir(frames_dir))
         with open(tmp, "wb") as out:
             for coded in coder.encode(source()):
                 frame = current["frame"]
@@ -88,15 +87,7 @@ def code_sequence(coder: VideoCoder, sequence: Sequence, stream_path: Path, fram
             out.flush()
             os.fsync(out.fileno())
         if verify:
-            _verify(coder, tmp, digests)
-        os.replace(tmp, stream_path)
-        if staging is not None:
-            shutil.rmtree(frames_dir, ignore_errors=True)
-            os.replace(staging, frames_dir)
-    finally:
-        tmp.unlink(missing_ok=True)
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+            _verify(coder, tmp.read_bytes(), stream_path, digests, on_verified)
     result.bytes = stream_path.stat().st_size
     return result
 
@@ -119,9 +110,12 @@ def _score(frame: Frame, coded, previous, flow_score: PairScore | None) -> dict:
     return row
 
 
-def _verify(coder: VideoCoder, path: Path, expected: list[bytes]) -> None:
+def _verify(coder: VideoCoder, data: bytes, path: Path, expected: list[bytes],
+            on_verified: Callable[[], None] | None) -> None:
     count = 0
-    for index, (_, image) in enumerate(coder.decode(path.read_bytes(), str(path))):
+    for index, (_, image) in enumerate(coder.decode(data, str(path))):
+        if on_verified is not None:
+            on_verified()
         if index >= len(expected) or hashlib.sha256(image.tobytes()).digest() != expected[index]:
             raise ValueError(f"{path}: decoded frame {index} differs from the encoder's reconstruction (a decoder "
                              "fault, or torch changed its arithmetic between encoding and decoding)")

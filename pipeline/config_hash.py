@@ -1,7 +1,8 @@
-"""The config hash stored with every manifest record: outputs coded under another hash are redone.
+"""A hash of the config keys that decide an output, so stored outputs are reused only while they still hold.
 
-It covers the keys that change the coded bits or the reported scores (``preprocess.hash_keys``) and the
-content of the model weights those keys name, so retrained weights under the same file name count as a change.
+Preprocessing stores it with every manifest record (``preprocess.hash_keys``; outputs coded under another hash
+are redone); evaluation keys its per-point cache with it. It covers the selected keys and the content of the
+model weights they name, so retrained weights under the same file name count as a change.
 """
 
 from __future__ import annotations
