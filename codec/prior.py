@@ -1,10 +1,11 @@
 """Fit the entropy coder's prior counts on images: ``python -m codec.prior STEM IMAGE ...``.
 
 Encodes each image (uint8 RGB files, read with OpenCV) for ``--iterations``, gathers context statistics of the
-bits and writes ``STEM.entropy.safetensors``. For a residual model, ``.npy`` (frame, prediction) pairs (H, W, 6)
-uint8 (``pipeline.video.closed_loop_data``) are coded as the video coder codes them: the residual times
-``--residual-gain``, with the prediction as condition for a conditional model (:class:`codec.entropy.Prior`: the channel plan and the initial
-counts). The prior changes the bitstream, so it is part of the stream's model id (:class:`codec.coder.ImageCodec`).
+bits and writes ``STEM.entropy.safetensors`` (:class:`codec.entropy.Prior`: the channel plan and the initial
+counts). For a residual model, ``.npy`` (frame, prediction) pairs (H, W, 6) uint8
+(``pipeline.video.closed_loop_data``) are coded as the video coder codes them: the residual times
+``--residual-gain``, with the prediction as the condition of a conditional model. The prior changes the
+bitstream, so it is part of the stream's model id (:class:`codec.coder.ImageCodec`).
 """
 
 from __future__ import annotations

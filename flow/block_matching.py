@@ -112,7 +112,7 @@ def _full_search(level: _Level, radius: int, lam: float = 0.0) -> tuple[np.ndarr
     return best, best_cost
 
 
-def _median_predictor(field: np.ndarray) -> np.ndarray:
+def median_predictor(field: np.ndarray) -> np.ndarray:
     """Median of the left, top and top-right vectors (edges replicated): what the vector coder predicts."""
     padded = np.pad(field, ((1, 0), (1, 1), (0, 0)), mode="edge")
     left, top, top_right = padded[1:, :-2], padded[:-1, 1:-1], padded[:-1, 2:]
@@ -134,7 +134,7 @@ class _Best:
     def search(self, level: _Level, candidates: Iterable[tuple[np.ndarray, np.ndarray]], limit: float,
                lam: float) -> None:
         """candidates: (vector field, its cost) pairs, scored against one predictor taken before the step."""
-        pred = _median_predictor(self.vectors) if lam else None
+        pred = median_predictor(self.vectors) if lam else None
         own = self.cost + (lam * np.abs(self.vectors - pred).sum(-1) if lam else 0)
         for candidate, cost in candidates:
             total = cost + (lam * np.abs(candidate - pred).sum(-1) if lam else 0)
@@ -235,7 +235,7 @@ def estimate_block_motion(cur: np.ndarray, ref: np.ndarray, block: int = 16, sea
         # The exhaustive search picks arbitrary vectors where the texture is flat; let the neighbourhood
         # (median predictor and neighbours, rate-penalised) take those blocks over. Cheap at this size.
         for _ in range(2):
-            candidates = [_median_predictor(best.vectors), *_neighbours(best.vectors)]
+            candidates = [median_predictor(best.vectors), *_neighbours(best.vectors)]
             best.search(coarse, _fields(coarse, candidates), search / 2.0**n_levels, lam * 2**n_levels)
     if n_levels == 1:
         best.search(coarse, _pattern(coarse, best.vectors.copy(), 0.5), search / 2.0, lam * 2)
@@ -244,7 +244,7 @@ def estimate_block_motion(cur: np.ndarray, ref: np.ndarray, block: int = 16, sea
         start = best.vectors * 2
         best = _Best(start.copy(), level.cost_at(level.positions(start)))
         if lv > 0:  # predictors are cheap at coarse levels and catch what the coarser search missed
-            candidates = [*_neighbours(start), np.zeros_like(start), _median_predictor(start)]
+            candidates = [*_neighbours(start), np.zeros_like(start), median_predictor(start)]
             if previous is not None:
                 candidates.append(np.round(np.asarray(previous, np.float32) / scale))
             best.search(level, _fields(level, candidates), limit, lam * scale)
@@ -257,7 +257,7 @@ def estimate_block_motion(cur: np.ndarray, ref: np.ndarray, block: int = 16, sea
             best.search(levels[0], _fields(levels[0], [np.round(np.asarray(previous, np.float32))]), search, lam)
         best.search(levels[0], _pattern(levels[0], best.vectors.copy(), 1.0), search, lam)
     if lam:
-        best.search(levels[0], _fields(levels[0], [_median_predictor(best.vectors)]), search, lam)
+        best.search(levels[0], _fields(levels[0], [median_predictor(best.vectors)]), search, lam)
     if subpel:
         best.search(levels[0], _pattern(levels[0], best.vectors.copy(), 0.5), search, lam)
         # A quarter-pel cross loses 0.005 dB against the square on Cityscapes for 4 fewer remaps.

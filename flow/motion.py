@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from flow.block_matching import BLOCK_SIZES, estimate_block_motion, grid_shape
+from flow.block_matching import BLOCK_SIZES, estimate_block_motion, grid_shape, median_predictor
 from flow.compensation import compensate
-from flow.vector_coding import decode_vectors, encode_vectors, stream_block
+from flow.vector_coding import QPEL, decode_vectors, encode_vectors, stream_block
 
 
 class BlockMotion:
@@ -27,10 +27,13 @@ class BlockMotion:
     (``bits_per_px`` 0: keep ``lam``). ``regularise``: passes of the final smoothing where matching cannot tell
     vectors apart (0: none).
 
-    ``alternatives``: other (block, subpel) settings tried per frame when the coder gives a lambda; the field
-    with the least prediction error + lambda x vector bits is sent (coarse fields win at low rates, where
-    vectors would cost more than they buy). The vector stream records its block size, and the coarsest
-    precision that holds its vectors, so the decoder needs no setting from the encoder.
+    ``alternatives``: other (block, subpel) settings tried per frame when the coder gives a lambda. Each coarser
+    field also offers its vectors region by region: a base-size field in which every coarse block either keeps
+    its base-size vectors or takes the coarse block's one vector (a quadtree split decision by prediction
+    error + lambda x estimated bits, made on the base grid, so the decoder needs nothing new). Of all these
+    fields the one with the least prediction error + lambda x vector bits is sent (coarse fields win at low
+    rates, where vectors would cost more than they buy). The vector stream records its block size, and the
+    coarsest precision that holds its vectors, so the decoder needs no setting from the encoder.
     """
 
     def __init__(self, block: int = 16, search: int = 64, obmc: bool = True, subpel: bool = True,
@@ -55,21 +58,58 @@ class BlockMotion:
         """
         modes = self.modes if rate_lambda is not None else self.modes[:1]
         modes = [m for m in modes if m == self.modes[0] or self._unambiguous(m[0], cur.shape)]
-        best, best_cost = None, math.inf
+        fields = []
         for block, subpel in modes:
             lam = self.lam
             if rate_lambda is not None and self.bits_per_px > 0:
                 lam = math.sqrt(rate_lambda / 3) * self.bits_per_px / block**2
             hint = previous if previous is not None and np.shape(previous)[:2] == grid_shape(cur.shape, block) else None
-            mv = estimate_block_motion(cur, ref, block, self.search, hint, subpel, self.decimate, lam,
-                                       self.regularise)
-            if len(modes) == 1:
-                return mv
+            fields.append((estimate_block_motion(cur, ref, block, self.search, hint, subpel, self.decimate, lam,
+                                                 self.regularise), block))
+        if len(fields) == 1:
+            return fields[0][0]
+        base = fields[0][0]
+        base_error = self._block_errors(cur, ref, base)
+        for mv, block in fields[1:]:
+            if block > self.block:
+                fields.append((self._split_or_merge(cur, ref, base, base_error, mv, block, rate_lambda), self.block))
+        best, best_cost = None, math.inf
+        for mv, block in fields:
             error = compensate(ref, mv, block, self.obmc).astype(np.float64) - cur
             cost = float(np.square(error).sum()) + rate_lambda * 8 * len(encode_vectors(mv, block))
             if cost < best_cost:
                 best, best_cost = mv, cost
         return best
+
+    def _block_errors(self, cur: np.ndarray, ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
+        """Squared prediction error of a base-grid field summed per base block, (rows, cols) float64."""
+        error = np.square(compensate(ref, mv, self.block, self.obmc).astype(np.float64) - cur).sum(axis=-1)
+        rows, cols = mv.shape[:2]
+        padded = np.pad(error, ((0, rows * self.block - error.shape[0]), (0, cols * self.block - error.shape[1])))
+        return padded.reshape(rows, self.block, cols, self.block).sum(axis=(1, 3))
+
+    def _split_or_merge(self, cur: np.ndarray, ref: np.ndarray, base: np.ndarray, base_error: np.ndarray,
+                        coarse: np.ndarray, block: int, rate_lambda: float) -> np.ndarray:
+        """A base-grid field: each coarse block keeps the base vectors under it or takes its own one vector,
+        whichever costs less in prediction error + lambda x estimated vector bits (a quadtree decision)."""
+        k = block // self.block
+        rows, cols = base.shape[:2]
+        merged = np.repeat(np.repeat(coarse, k, axis=0), k, axis=1)[:rows, :cols]
+        merged_error = self._block_errors(cur, ref, merged)
+        # Bits of a base-size vector ~ its distance from the median-predicted one; a merged region sends one.
+        split_bits = _vector_bits_estimate(base)
+        merged_bits = np.zeros_like(split_bits)
+        merged_bits[::k, ::k] = _vector_bits_estimate(coarse)[: merged_bits[::k, ::k].shape[0],
+                                                              : merged_bits[::k, ::k].shape[1]]
+
+        def per_region(values: np.ndarray) -> np.ndarray:
+            padded = np.pad(values, ((0, -rows % k), (0, -cols % k)))
+            return padded.reshape(padded.shape[0] // k, k, padded.shape[1] // k, k).sum(axis=(1, 3))
+
+        split = per_region(base_error) + rate_lambda * per_region(split_bits)
+        merge = per_region(merged_error) + rate_lambda * per_region(merged_bits)
+        take = np.repeat(np.repeat(merge < split, k, axis=0), k, axis=1)[:rows, :cols]
+        return np.where(take[..., None], merged, base).astype(np.float32)
 
     def compensate(self, ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) reference + vectors -> uint8 (H, W, 3) prediction of the current frame."""
@@ -103,3 +143,10 @@ class BlockMotion:
         return (f"BlockMotion(block={self.block}, search={self.search}, obmc={self.obmc}, subpel={self.subpel}, "
                 f"decimate={self.decimate}, lam={self.lam}, bits_per_px={self.bits_per_px}, "
                 f"regularise={self.regularise}, alternatives={self.modes[1:]})")
+
+
+def _vector_bits_estimate(mv: np.ndarray) -> np.ndarray:
+    """(rows, cols) rough bits of each vector under the vector coder: about a third of a bit per component that
+    equals its median prediction, else 2.5 + 2 log2 of the quarter-pel difference (unary prefix and sign)."""
+    residual = np.abs(np.round((mv - median_predictor(mv)) * QPEL))
+    return np.where(residual == 0, 0.3, 2.5 + 2 * np.log2(np.maximum(residual, 1))).sum(axis=-1)

@@ -25,8 +25,9 @@ class Sequence:
 
     ``load`` streams the images in order; ``relpath`` is the folder that holds the sequence, relative to
     the dataset root, so outputs can mirror the input layout as ``<relpath>/<name>`` (a folder-of-frames
-    sequence is held by its parent folder, Cityscapes sequences by their city folder). ``check`` (when given) validates every frame
-    cheaply without decoding it (headers, sizes) and raises ValueError naming the first bad one.
+    sequence is held by its parent folder, Cityscapes sequences by their city folder). ``check`` (when
+    given) validates every frame cheaply without decoding it (headers, sizes) and raises ValueError naming
+    the first bad one.
     """
 
     name: str

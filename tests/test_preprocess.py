@@ -162,7 +162,7 @@ def test_plan_mirrors_layout_and_rejects_escaping_paths(data: Path):
     from hydra.utils import instantiate
 
     tasks = plan(instantiate(cfg.dataset), write_frames=True)
-    assert [t.output for t in tasks] == [f"seq{i}/seq{i}.bin" for i in range(4)]
+    assert [t.output for t in tasks] == [f"seq{i}.bin" for i in range(4)]  # beside the folder, not inside it
     assert tasks[0].frames == 4 and tasks[0].frame_names[0] == "frame000.png"
     assert sequence_key(".", "x") == "x"
     with pytest.raises(ValueError, match="inside the dataset root"):
@@ -233,14 +233,14 @@ def test_bad_sequence_is_recorded_and_others_go_on(data: Path, tmp_path: Path, c
     assert (summary.ok, summary.failed, summary.exit_code) == (2, 2, 1)
     assert (tmp_path / "seq3.attempted").exists()  # seq3 killed its worker once; the new pool coded it
     err = capsys.readouterr().err
-    assert "16/16" in err and "frame/s" in err and "failed: seq1/seq1" in err  # progress bar and failure lines
+    assert "16/16" in err and "frame/s" in err and "failed: seq1" in err  # progress bar and failure lines
     latest = Manifest(out / "manifest.jsonl").latest()
-    assert "cannot decode image" in latest["seq1/seq1"]["error"] and "frame002.png" in latest["seq1/seq1"]["error"]
-    assert "must share a size" in latest["seq2/seq2"]["error"]
-    assert latest["seq3/seq3"]["status"] == "ok" and latest["seq3/seq3"]["attempts"] >= 2
+    assert "cannot decode image" in latest["seq1"]["error"] and "frame002.png" in latest["seq1"]["error"]
+    assert "must share a size" in latest["seq2"]["error"]
+    assert latest["seq3"]["status"] == "ok" and latest["seq3"]["attempts"] >= 2
     assert not (out / "seq1" / "seq1.bin").exists() and not (out / "seq2" / "seq2.bin").exists()
-    assert {r["sequence"] for r in ok_records(out)} == {"seq0/seq0", "seq3/seq3"}
-    assert latest["seq0/seq0"]["worker"] != f"{os.uname().nodename}:{os.getpid()}"  # coded in a pool process
+    assert {r["sequence"] for r in ok_records(out)} == {"seq0", "seq3"}
+    assert latest["seq0"]["worker"] != f"{os.uname().nodename}:{os.getpid()}"  # coded in a pool process
 
 
 def test_worker_killed_holding_the_progress_lock_does_not_hang_the_run(data: Path, tmp_path: Path):
@@ -260,7 +260,7 @@ def test_unexpected_errors_are_retried(data: Path, tmp_path: Path):
     cfg = make_cfg(data, "preprocess.workers=0", "+standin.transient=[seq0]", f"+standin.marks={tmp_path}")
     summary = preprocess(cfg, out, factory=StandIn)
     assert summary.ok == 4
-    assert Manifest(out / "manifest.jsonl").latest()["seq0/seq0"]["attempts"] == 2
+    assert Manifest(out / "manifest.jsonl").latest()["seq0"]["attempts"] == 2
 
     out2 = tmp_path / "out2"
     (tmp_path / "seq0.attempted").unlink()
@@ -268,7 +268,7 @@ def test_unexpected_errors_are_retried(data: Path, tmp_path: Path):
                    f"+standin.marks={tmp_path}")
     summary = preprocess(cfg, out2, factory=StandIn)
     assert (summary.ok, summary.failed) == (3, 1)
-    assert "transient failure" in Manifest(out2 / "manifest.jsonl").latest()["seq0/seq0"]["error"]
+    assert "transient failure" in Manifest(out2 / "manifest.jsonl").latest()["seq0"]["error"]
 
 
 def test_full_disk_stops_with_a_clear_error_and_no_partial_outputs(data: Path, tmp_path: Path):
@@ -279,8 +279,8 @@ def test_full_disk_stops_with_a_clear_error_and_no_partial_outputs(data: Path, t
     assert not (out / "seq1" / "seq1.bin").exists() and not (out / "seq1" / "seq1.bin.tmp").exists()
     assert not (out / "seq1" / "seq1").exists() and not (out / "seq1" / "seq1.tmp").exists()
     latest = Manifest(out / "manifest.jsonl").latest()
-    assert latest["seq0/seq0"]["status"] == "ok" and latest["seq1/seq1"]["status"] == "failed"
-    assert "seq2/seq2" not in latest  # the run stopped instead of failing every sequence the same way
+    assert latest["seq0"]["status"] == "ok" and latest["seq1"]["status"] == "failed"
+    assert "seq2" not in latest  # the run stopped instead of failing every sequence the same way
     summary = preprocess(make_cfg(data, "preprocess.workers=0", "preprocess.write_frames=true"), out, factory=StandIn)
     assert (summary.ok, summary.skipped) == (3, 1)
 
@@ -367,7 +367,7 @@ def test_kill_9_in_the_middle_then_rerun_completes_each_sequence_once(data: Path
                            text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     records = Manifest(out / "manifest.jsonl").read()
-    assert sorted(r["sequence"] for r in records) == [f"seq{i}/seq{i}" for i in range(4)]
+    assert sorted(r["sequence"] for r in records) == [f"seq{i}" for i in range(4)]
     assert all(r["status"] == "ok" for r in records)
     for record in records:
         frames = decode_standin(out / record["output"])

@@ -48,8 +48,8 @@ def test_ray_engine_retries_records_failures_and_resumes(cluster, tmp_path: Path
     assert (summary.ok, summary.failed, summary.exit_code) == (3, 1, 1)
     assert (tmp_path / "seq0.attempted").exists()  # seq0 failed once, Ray retried it
     latest = Manifest(out / "manifest.jsonl").latest()
-    assert "cannot decode image" in latest["seq2/seq2"]["error"]
-    for key in ("seq0/seq0", "seq1/seq1", "seq3/seq3"):
+    assert "cannot decode image" in latest["seq2"]["error"]
+    for key in ("seq0", "seq1", "seq3"):
         assert latest[key]["status"] == "ok" and len(decode_standin(out / latest[key]["output"])) == 4
     workers = {latest[key]["worker"] for key in latest}
     assert all(not w.endswith(f":{os.getpid()}") for w in workers)  # coded in Ray workers
