@@ -26,23 +26,25 @@ from codec.zoo import load_model, read_meta, save_model
 
 @dataclass
 class TrainConfig:
-    steps: int = 3000
-    batch: int = 16
-    crop: int = 32  # the paper's 32x32 crops; multiples of 32
-    iterations: int = 10  # 10 iterations cover 0.125 .. 1.25 bpp
-    iteration_ramp: float = 1.0  # iteration t's loss weight grows as ramp ** t (1.0: all alike, the paper)
-    lr: float = 1e-3
-    lr_min: float = 5e-5
-    pair_fraction: float = 0.0  # share of steps on consecutive-frame pairs (flow losses)
-    checkpoint_every: int = 100
-    max_minutes: float | None = None  # training-time budget over all resumes; the schedule ends with it
-    seed: int = 0
-    threads: int = 2
-    device: str = "auto"  # auto | cpu | cuda
+    """The training settings. Their defaults live in one place, ``conf/train/cpu.yaml`` (which documents each)."""
+
+    steps: int
+    batch: int
+    crop: int  # multiples of 32
+    iterations: int
+    iteration_ramp: float  # iteration t's loss weight grows as ramp ** t (1.0: all alike, the paper)
+    lr: float
+    lr_min: float
+    pair_fraction: float  # share of steps on consecutive-frame pairs (flow losses)
+    checkpoint_every: int
+    max_minutes: float | None  # training-time budget over all resumes; the schedule ends with it
+    seed: int
+    threads: int
+    device: str  # auto | cpu | cuda
     # Residual training: images are (frame, prediction) pairs (6 channels); the model codes
     # (frame - prediction) * residual_gain (conditional models also see the prediction) and the losses
     # compare prediction + decoded residual with the frame. None: plain images.
-    residual_gain: float | None = None
+    residual_gain: float | None
 
 
 def progress(cfg: TrainConfig, step: int, seconds: float) -> float:

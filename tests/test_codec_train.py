@@ -20,6 +20,20 @@ from pipeline.cli import main as cli_main
 REPO = Path(__file__).resolve().parent.parent
 
 
+def train_config(**overrides):
+    """The shipped training defaults (conf/train/cpu.yaml, their one source) with ``overrides``."""
+    from dataclasses import fields
+
+    from hydra import compose, initialize_config_dir
+
+    from codec.train import TrainConfig
+    from pipeline.paths import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        train = compose("config").train
+    return TrainConfig(**{**{f.name: train[f.name] for f in fields(TrainConfig)}, **overrides})
+
+
 def test_losses_signature_and_weighting() -> None:
     recon, target = torch.rand(2, 2, 3, 64, 64), torch.rand(2, 2, 3, 64, 64)
     assert torch.isclose(L1Loss()(recon, target, None, None), (recon - target).abs().mean())
@@ -57,14 +71,14 @@ def test_flow_loss_config_trains_on_pairs(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
     from codec.model import ModelConfig
-    from codec.train import TrainConfig, train
+    from codec.train import train
     from pipeline.commands.train import build_losses
 
     losses = build_losses(OmegaConf.load(REPO / "conf" / "loss" / "l1_flow.yaml"))
     assert [(n, w) for n, _, w in losses] == [("l1", 1.0), ("flow", 0.1)]
     frame = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
     source = CropSource([], [Pair(frame, frame, np.zeros((40, 40, 2), np.float32))])
-    cfg = TrainConfig(steps=1, batch=1, iterations=2, pair_fraction=1.0, threads=1)
+    cfg = train_config(steps=1, batch=1, iterations=2, pair_fraction=1.0, threads=1)
     train(ModelConfig(width=0.0625), losses, source, cfg, tmp_path)
     assert "flow=" in (tmp_path / "log.csv").read_text()
 
@@ -126,9 +140,9 @@ def test_init_checkpoint_must_match_config(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_schedule_ends_with_steps_or_time_budget() -> None:
-    from codec.train import TrainConfig, lr_at, progress
+    from codec.train import lr_at, progress
 
-    cfg = TrainConfig(steps=100, lr=1e-3, lr_min=1e-5, max_minutes=10)
+    cfg = train_config(steps=100, lr=1e-3, lr_min=1e-5, max_minutes=10)
     assert progress(cfg, 0, 0.0) == 0.0 and lr_at(cfg, 0.0) == pytest.approx(1e-3)
     assert progress(cfg, 50, 60.0) == 0.5  # step-bound
     assert progress(cfg, 10, 300.0) == 0.5  # time-bound on a slow machine
@@ -151,7 +165,7 @@ def test_conditional_model_starts_as_the_unconditional_one_and_trains_on_pairs(t
     """Residual training: (frame, prediction) pairs, frame-domain loss; a conditional model initialised from an
     unconditional one computes exactly what it did (zero condition layers), then learns to use the prediction."""
     from codec.model import ModelConfig
-    from codec.train import TrainConfig, train
+    from codec.train import train
 
     torch.manual_seed(0)
     plain = RNNCodec(width=0.0625).eval()
@@ -167,7 +181,7 @@ def test_conditional_model_starts_as_the_unconditional_one_and_trains_on_pairs(t
     frame = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     prediction = np.clip(frame.astype(int) + rng.integers(-8, 9, frame.shape), 0, 255).astype(np.uint8)
     source = CropSource([np.concatenate([frame, prediction], axis=-1)])
-    cfg = TrainConfig(steps=2, batch=2, iterations=2, threads=1, residual_gain=2.0)
+    cfg = train_config(steps=2, batch=2, crop=32, iterations=2, threads=1, residual_gain=2.0)
     last = train(ModelConfig(width=0.0625, condition=True), [("l1", L1Loss(), 1.0)], source, cfg, tmp_path / "run",
                  init=tmp_path / "init")
     trained = load_model(last.with_suffix(""))
@@ -195,3 +209,10 @@ def test_rate_loss_prices_bits_by_their_context(tmp_path: Path) -> None:
         weighted_total([("rate", loss, 1.0)], recons, recons[0], None, None)
     total, parts = weighted_total([("rate", loss, 0.5)], recons, recons[0], None, None, bits=[ones.detach()])
     assert float(total) == pytest.approx(0.5 * float(bpp)) and "rate" in parts
+
+
+def test_a_configured_source_that_is_missing_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = _train_args(tmp_path, 1, [f"train.sources.kodak={tmp_path / 'no-kodak'}"])
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert "train.sources.kodak" in err and "no-kodak" in err and "=null" in err

@@ -91,12 +91,17 @@ def test_missing_dataset_root_is_a_clear_error(tmp_path):
     assert str(missing) in result.stderr
 
 
-def test_a_corrupt_frame_stops_the_run_before_anything_is_coded(tmp_path):
-    root = tmp_path / "frames"
+def _two_sequences(root: Path) -> Path:
+    """Folders a/ and b/ of two 96x64 PNG frames each."""
     for seq in ("a", "b"):
         (root / seq).mkdir(parents=True)
         for i in range(2):
             cv2.imwrite(str(root / seq / f"f{i}.png"), np.full((64, 96, 3), 40 * i, np.uint8))
+    return root
+
+
+def test_a_corrupt_frame_stops_the_run_before_anything_is_coded(tmp_path):
+    root = _two_sequences(tmp_path / "frames")
     (root / "b" / "f1.png").write_bytes((root / "b" / "f1.png").read_bytes()[:60])  # truncated PNG
     out = tmp_path / "out"
     result = _cli("run", "dataset=folder", f"dataset.root={root}", f"hydra.run.dir={out}")
@@ -105,11 +110,7 @@ def test_a_corrupt_frame_stops_the_run_before_anything_is_coded(tmp_path):
 
 
 def test_a_run_that_fails_midway_marks_its_outputs_failed(tmp_path):
-    root = tmp_path / "frames"
-    for seq in ("a", "b"):
-        (root / seq).mkdir(parents=True)
-        for i in range(2):
-            cv2.imwrite(str(root / seq / f"f{i}.png"), np.full((64, 96, 3), 40 * i, np.uint8))
+    root = _two_sequences(tmp_path / "frames")
     # Checksums intact, pixels undecodable: it passes the up-front check and fails in the second sequence.
     (root / "b" / "f1.png").write_bytes(_png_with_garbage_pixels((root / "b" / "f1.png").read_bytes()))
     out = tmp_path / "out"

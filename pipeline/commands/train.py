@@ -7,6 +7,7 @@ flow for flow losses. Images are loaded here (a small loader of its own) and han
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from codec.train import TrainConfig, train
 from codec.zoo import load_model, read_meta, save_model
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+log = logging.getLogger("drivecodec.train")
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -52,16 +54,26 @@ def _dis_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return dis.calc(gray[0], gray[1], None).astype(np.float32)
 
 
+def _check_sources(src: DictConfig) -> None:
+    """Every configured (non-null) source must exist: a typo must not silently train on less data."""
+    for key, is_there in (("kodak", Path.is_dir), ("cityscapes", Path.is_dir), ("dashcam", Path.is_file),
+                          ("sample", Path.is_dir)):
+        if src.get(key) and not is_there(Path(src[key])):
+            raise FileNotFoundError(f"train.sources.{key}={src[key]} does not exist; fix the path or set "
+                                    f"train.sources.{key}=null to train without it")
+
+
 def load_sources(src: DictConfig) -> CropSource:
-    """Read every configured source that exists; prints what it loaded."""
+    """Read every configured source (each must exist); prints what it loaded."""
+    _check_sources(src)
     images: list[np.ndarray] = []
     pairs: list[Pair] = []
     counts: dict[str, int] = {}
-    if src.get("kodak") and Path(src.kodak).is_dir():
+    if src.get("kodak"):
         kodak = [read_rgb(p) for p in sorted(Path(src.kodak).glob("*.png"))]
         images += kodak
         counts["kodak"] = len(kodak)
-    if src.get("cityscapes") and Path(src.cityscapes).is_dir():
+    if src.get("cityscapes"):
         n = 0
         for seq in sorted(Path(src.cityscapes).glob("seq*")):
             frames = sorted(seq.glob("*.jpg")) + sorted(seq.glob("*.png"))
@@ -79,7 +91,7 @@ def load_sources(src: DictConfig) -> CropSource:
                 first, second = _half(read_rgb(frames[i])), _half(read_rgb(frames[i + 1]))
                 pairs.append(Pair(first, second, _dis_flow(first, second)))
         counts["cityscapes"] = n
-    if src.get("dashcam") and Path(src.dashcam).is_file():
+    if src.get("dashcam"):
         n = 0
         with av.open(str(src.dashcam)) as container:
             for i, frame in enumerate(container.decode(video=0)):
@@ -87,7 +99,7 @@ def load_sources(src: DictConfig) -> CropSource:
                     images.append(frame.to_ndarray(format="rgb24"))
                     n += 1
         counts["dashcam"] = n
-    if src.get("sample") and Path(src.sample).is_dir():
+    if src.get("sample"):
         sample = [read_rgb(p) for p in _files(Path(src.sample))]
         images += sample
         counts["sample"] = len(sample)
@@ -98,7 +110,7 @@ def load_sources(src: DictConfig) -> CropSource:
         images += more
         counts[str(extra)] = len(more)
     counts["pairs"] = len(pairs)
-    print("training sources: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    log.info("training sources: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
     return CropSource(images, pairs)
 
 
@@ -126,5 +138,5 @@ def main(cfg: DictConfig, args: list[str]) -> int:
         meta = read_meta(stem)
         recipe = {"step": meta["step"], "init": tc.get("init"), "train": meta["train"],
                   "loss": OmegaConf.to_container(cfg.loss, resolve=True)}
-        print(f"exported {save_model(load_model(stem), tc.export, recipe)}")
+        log.info("exported %s", save_model(load_model(stem), tc.export, recipe))
     return 0
