@@ -186,6 +186,7 @@ else:
 """
 
 
+@pytest.mark.slow
 def test_cross_thread_count_determinism(tmp_path) -> None:
     """Encode with 1 torch thread, decode with 2 in another process: the bits agree exactly."""
     data = subprocess.run([sys.executable, "-c", SCRIPT, "1", "encode"], capture_output=True, check=True).stdout

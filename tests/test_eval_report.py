@@ -122,6 +122,7 @@ def test_report_renders_in_headless_chromium_with_every_image(report, tmp_path):
     assert loaded == images - 1
 
 
+@pytest.mark.slow
 def test_evaluate_command_end_to_end(tmp_path):
     for seq in ("s1", "s2"):
         (tmp_path / "data" / seq).mkdir(parents=True)
@@ -142,6 +143,7 @@ def test_evaluate_command_end_to_end(tmp_path):
     assert "flow:\n" in (out / "report.html").read_text()  # the composed config is embedded
 
 
+@pytest.mark.slow
 def test_plot_overlays_runs(report, tmp_path):
     from pipeline.commands.plot import msssim_db
 
@@ -191,6 +193,7 @@ def test_cached_points_are_reused_until_something_they_depend_on_changes(tmp_pat
 
 @pytest.mark.parametrize(("compare", "message"), [("[x264,nope]", "eval.compare names 'nope'"),
                                                   ("[jpeg]", "eval.reference=x264 is not among")])
+@pytest.mark.slow
 def test_evaluate_command_rejects_bad_codec_lists(tmp_path, compare, message):
     proc = subprocess.run([sys.executable, "-m", "pipeline", "evaluate", f"eval.compare={compare}",
                            f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=120)

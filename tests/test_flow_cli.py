@@ -10,6 +10,8 @@ from test_flow_synthetic import shifted, textured
 
 from flow.io import read_flo, write_flo
 
+pytestmark = pytest.mark.slow  # end-to-end: each test runs the CLI in a subprocess
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -64,6 +66,7 @@ def test_flow_cli_bad_input(tmp_path: Path, pair: tuple[Path, Path, Path]) -> No
     corrupt.write_bytes(b"PIEH" + bytes(3))
     result = _flow_cli(tmp_path, str(a), str(a), str(tmp_path / "f.flo"), f"flow.gt={corrupt}")
     assert result.returncode == 2 and "corrupt.flo" in result.stderr
+    assert not (tmp_path / "f.flo").exists() and not (tmp_path / "f.png").exists()  # nothing that looks complete
     result = _flow_cli(tmp_path, str(a), str(tmp_path / "missing.png"), str(tmp_path / "f.flo"))
     assert result.returncode == 2 and "missing.png" in result.stderr
 

@@ -350,6 +350,7 @@ def kill_group(proc: subprocess.Popen, timeout: float = 30.0) -> None:
     raise AssertionError(f"worker processes outlived the killed driver:\n{alive}")
 
 
+@pytest.mark.slow
 def test_kill_9_in_the_middle_then_rerun_completes_each_sequence_once(data: Path, tmp_path: Path):
     script = tmp_path / "driver.py"
     script.write_text(_DRIVER.format(tests=str(Path(__file__).parent), data=str(data)))

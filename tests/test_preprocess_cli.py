@@ -17,6 +17,8 @@ from test_preprocess import kill_group, make_cfg, make_dataset, wait_for_ok_line
 from pipeline.imageio import read_image
 from pipeline.preprocess import Manifest
 
+pytestmark = pytest.mark.slow  # end-to-end: each test runs the CLI in a subprocess
+
 
 def cli(out: Path, data: Path, tmp_path: Path, *overrides: str) -> list[str]:
     return [sys.executable, "-m", "pipeline", "preprocess", "dataset=folder", f"dataset.root={data}", f"out={out}",

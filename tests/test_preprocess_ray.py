@@ -14,6 +14,8 @@ from test_preprocess import StandIn, decode_standin, make_cfg, make_dataset
 from pipeline.preprocess import Manifest, preprocess
 from pipeline.preprocess.ray_engine import gpus_per_task
 
+pytestmark = pytest.mark.slow  # end-to-end: each test runs the CLI in a subprocess
+
 ray = pytest.importorskip("ray")
 
 

@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # end-to-end: each test runs the CLI in a subprocess
+
 QUICK = ["dataset.frames_per_sequence=3", "rate.quality=36", "rate.max_iterations=3"]
 
 
@@ -49,6 +51,22 @@ def test_run_writes_metrics_frames_and_bitstreams(run_dir):
     pngs = sorted((run_dir / "frames").rglob("*_leftImg8bit.png"))
     assert [p.name for p in pngs] == [f["frame"] for f in frames]
     assert len(list((run_dir / "bitstreams").rglob("*.bin"))) == 1
+
+
+def test_run_scores_flow_consistency_as_evaluate_does(run_dir):
+    from omegaconf import OmegaConf
+
+    from pipeline.evaluation.flow_scores import FlowConsistency
+    from pipeline.imageio import read_image
+    from pipeline.paths import REPO_DIR
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    names = [f["frame"] for f in metrics["frames"]]
+    originals = [read_image(next((REPO_DIR / "data" / "sample").rglob(n))) for n in names]
+    decoded = [read_image(next((run_dir / "frames").rglob(n))) for n in names]
+    options = OmegaConf.to_container(OmegaConf.load(REPO_DIR / "conf" / "flow" / "default.yaml").consistency)
+    pooled = FlowConsistency(options)(originals, decoded)  # evaluate's definition: pixels pooled over pairs
+    assert metrics["summary"]["flow_consistency"] == pytest.approx(pooled, rel=1e-6)
 
 
 def test_standalone_decode_matches_the_run(run_dir, tmp_path):

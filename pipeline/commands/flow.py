@@ -43,6 +43,12 @@ def main(cfg: DictConfig, args: list[str]) -> int:
     if frame1.shape[:2] != frame2.shape[:2]:
         raise ValueError(f"{frame1_path} is {frame1.shape[1]}x{frame1.shape[0]} but {frame2_path} is "
                          f"{frame2.shape[1]}x{frame2.shape[0]}; the frames must share a size")
+    gt = None
+    if cfg.flow.get("gt"):  # checked before anything is written: a bad ground truth leaves no outputs behind
+        gt, valid = read_flow(str(cfg.flow.gt))
+        if gt.shape[:2] != frame1.shape[:2]:
+            raise ValueError(f"ground truth {cfg.flow.gt} is {gt.shape[1]}x{gt.shape[0]} but the frames are "
+                             f"{frame1.shape[1]}x{frame1.shape[0]}")
     t0 = time.perf_counter()
     flow = estimate_flow(frame1, frame2, method, **_options(cfg, method))
     seconds = time.perf_counter() - t0
@@ -50,11 +56,7 @@ def main(cfg: DictConfig, args: list[str]) -> int:
     write_flow(out, flow)
     picture = out.with_suffix(".color.png" if out.suffix.lower() == ".png" else ".png")
     write_image(picture, flow_to_color(flow))
-    if cfg.flow.get("gt"):
-        gt, valid = read_flow(str(cfg.flow.gt))
-        if gt.shape != flow.shape:
-            raise ValueError(f"ground truth {cfg.flow.gt} is {gt.shape[1]}x{gt.shape[0]} but the frames are "
-                             f"{flow.shape[1]}x{flow.shape[0]}")
+    if gt is not None:
         metrics = {"method": method, **_options(cfg, method), **flow_metrics(flow, gt, valid),
                    "seconds": round(seconds, 4)}
         print(json.dumps(metrics))

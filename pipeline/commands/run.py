@@ -61,6 +61,10 @@ def main(cfg: DictConfig, args: list[str]) -> int:
         raise
     rows = [row for s in sequences for row in s["frames"]]
     summary = summarize(rows)
+    # Across sequences, as evaluate averages them: each sequence's pooled score, weighted by its frames.
+    scored = [(s["summary"]["flow_consistency"], s["summary"]["frames"]) for s in sequences
+              if s["summary"]["flow_consistency"] is not None]
+    summary["flow_consistency"] = sum(v * n for v, n in scored) / sum(n for _, n in scored) if scored else None
     floors = [s["summary"]["flow_noise_floor"] for s in sequences if s["summary"].get("flow_noise_floor") is not None]
     summary["flow_noise_floor"] = max(floors) if floors else None
     metrics.update(status="complete", summary=summary, sequences=sequences, frames=rows)
@@ -78,7 +82,7 @@ def _flow_noise_floor(seq: Sequence, flow_score: PairScore, seed: int) -> float 
     if len(first) < 2:
         return None
     variants = noise_floor_variants(first, seed)
-    return max(float(flow_score(first[0], first[1], copy[0], copy[1])) for copy, _ in variants.values())
+    return max(float(flow_score(first[0], first[1], copy[0], copy[1])[0]) for copy, _ in variants.values())
 
 
 def _fmt(value, spec: str) -> str:

@@ -2,8 +2,8 @@
 
 Built from ``eval.flow_metrics`` with ``hydra.utils.instantiate``; each takes the project's flow-consistency
 settings (``${flow.consistency}``: estimator, scale, mask and its options), the same estimator and mask as
-``python -m pipeline run``; the report pools reliable pixels over all pairs of a sequence, while ``run``
-scores each pair. Frames are lists of uint8 (H, W, 3) RGB.
+``python -m pipeline run``; both pool the reliable pixels of all pairs of a sequence (``run`` scores each pair
+and pools them the same way), and average sequences weighted by their frames. Frames are lists of uint8 (H, W, 3) RGB.
 """
 
 from __future__ import annotations

@@ -47,7 +47,9 @@ def build_flow_score(cfg: DictConfig) -> PairScore | None:
 
     options = OmegaConf.to_container(cfg.flow.consistency, resolve=True)
 
-    def score(original1, original2, decoded1, decoded2) -> float:
-        return flow_consistency([original1, original2], [decoded1, decoded2], **options)["epe"]
+    def score(original1, original2, decoded1, decoded2) -> tuple[float, float]:
+        result = flow_consistency([original1, original2], [decoded1, decoded2], **options)
+        scale = result["scale"]
+        return result["epe"], result["reliable_fraction"] * original1.shape[0] * original1.shape[1] * scale**2
 
     return score

@@ -18,8 +18,8 @@ from pipeline.imageio import write_image
 from pipeline.video import container
 from pipeline.video.coder import VideoCoder
 
-# (original t-1, original t, decoded t-1, decoded t) -> flow consistency of the pair, in px
-PairScore = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]
+# (original t-1, original t, decoded t-1, decoded t) -> (flow consistency of the pair in px, its reliable pixels)
+PairScore = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[float, float]]
 
 
 @dataclass
@@ -34,11 +34,18 @@ class SequenceResult:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Per-frame rows averaged; ``frames`` counts them, ``bits`` sums them."""
+    """Per-frame rows of one sequence averaged; ``frames`` counts them, ``bits`` sums them.
+
+    Flow consistency pools the reliable pixels of all pairs (each pair weighs by its reliable pixels), the
+    definition ``evaluate`` uses (:class:`pipeline.evaluation.flow_scores.FlowConsistency`).
+    """
     out: dict = {"frames": len(rows), "bits": int(sum(r["bits"] for r in rows))}
-    for key in ("bpp", "psnr", "msssim", "flow_consistency", "iterations", "skipped"):
+    for key in ("bpp", "psnr", "msssim", "iterations", "skipped"):
         values = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
         out[key] = float(np.mean(values)) if values else None
+    pairs = [(r["flow_consistency"], r["flow_reliable_pixels"]) for r in rows if r.get("flow_consistency") is not None]
+    weight = sum(w for _, w in pairs)
+    out["flow_consistency"] = sum(e * w for e, w in pairs) / weight if weight else None
     return out
 
 
@@ -106,7 +113,8 @@ def _score(frame: Frame, coded, previous, flow_score: PairScore | None) -> dict:
     if not np.isfinite(row["msssim"]):
         row["msssim"] = None
     if flow_score is not None and previous is not None:
-        row["flow_consistency"] = float(flow_score(previous[0], frame.image, previous[1], coded.decoded))
+        epe, reliable = flow_score(previous[0], frame.image, previous[1], coded.decoded)
+        row["flow_consistency"], row["flow_reliable_pixels"] = float(epe), float(reliable)
     return row
 
 
