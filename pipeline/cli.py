@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, _ = COMMANDS[command]
     if not CONF_DIR.is_dir():
-        print(f"config directory {CONF_DIR} is missing: install the project with `pip install -e .`",
+        print(f"config directory {CONF_DIR} is missing: reinstall the project (`pip install .` or `pip install -e .`)",
               file=sys.stderr)
         return 2
     module = importlib.import_module(module_name)
