@@ -8,6 +8,7 @@ import torch
 from codec.coder import ImageCodec
 from codec.model import ModelConfig, RNNCodec
 from flow.motion import BlockMotion
+from flow.vector_coding import stream_block
 from pipeline.frames import Frame
 from pipeline.video import container
 from pipeline.video.coder import VideoCoder
@@ -60,6 +61,20 @@ def test_decoder_reproduces_encoder_bit_for_bit(codecs, frames, mode, rate):
         assert np.array_equal(c.decoded, image)
     expected = ["I"] * 4 if mode == "intra" else ["I", "P", "P", "I"]
     assert [c.record.type for c in coded] == expected
+
+
+def test_rdo_with_coarse_motion_fields_decodes_bit_for_bit(codecs, frames):
+    # With alternatives, each P-frame may send a 32x32 field or merged regions (vectors dearer at quality 63).
+    motion = BlockMotion(search=16, alternatives=[[32, True], [32, False]])
+    vector_bytes = []
+    for quality in (10, 63):
+        coder = VideoCoder(*codecs, motion, mode="mc", gop=4, rate=RateControl(quality=quality))
+        coded, data = _code(coder, frames)
+        for c, (_, image) in zip(coded, coder.decode(data), strict=True):
+            assert np.array_equal(c.decoded, image)
+        assert all(stream_block(c.record.blobs[0]) in (16, 32) for c in coded[1:])
+        vector_bytes.append(sum(len(c.record.blobs[0]) for c in coded[1:]))
+    assert vector_bytes[1] <= vector_bytes[0]
 
 
 def test_rdo_quality_trades_bits_for_distortion(codecs, frames):

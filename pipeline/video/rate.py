@@ -1,9 +1,10 @@
 """Rate control: how many RNN iterations each 16x16 block of a frame gets.
 
 - ``rdo`` (default): one knob, ``quality`` (like x264's CRF: lower is better and costs more), sets the
-  Lagrange multiplier lambda. Each iteration is tried on every block still going; a block keeps it while
-  its distortion drop beats lambda times the bits it costs (:meth:`RateControl.keeps`), else it stops there.
-  In P-frames the first decision is skip (prediction only) or code; I-frames use lambda / ``ip_ratio``.
+  Lagrange multiplier lambda (:meth:`RateControl.lagrangian`). In a P-frame a first iteration is tried on
+  every block, and a block is coded only where its distortion drop beats lambda times its bits (:func:`keeps`;
+  else it is skipped: prediction only). After each iteration a block goes on while the next one's expected
+  drop does (``pipeline.video.coder.GAIN_DECAY`` of this one's). I-frames use lambda / ``ip_ratio``.
 - ``iterations``: every coded block gets ``iterations`` iterations; P-frame blocks whose prediction reaches
   ``psnr`` are skipped when ``skip`` is on.
 - ``bpp``: the longest prefix of iterations whose coded size fits ``bpp`` bits per pixel.
