@@ -1,6 +1,6 @@
 """What each rate-distortion decision buys: BD-rates of rnn_mc, each row against the previous one.
 
-    python -m bench.rdo_ablation [--sequence seq0003] [--frames 30] [--threads 1]
+    python -m bench.rdo_ablation [--sequence seq0003] [--frames 30] [--workers 2]
 
 Rows (each adds one part to the row above; the distortion rows replace mse):
 
@@ -21,6 +21,7 @@ MS-SSIM, PSNR and flow consistency; vector bits and P-frame bits are means per P
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import time
 
@@ -62,40 +63,47 @@ def _bd(ref: list[dict], test: list[dict], metric: str) -> str:
     return f"{value:+.1f} %"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequence", default="seq0003")
-    parser.add_argument("--frames", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    folder = DATA / args.sequence
-    if not folder.is_dir():
-        raise SystemExit(f"{folder} not found: the shared Cityscapes sequences live beside the checkout")
-    torch.set_num_threads(args.threads)
-    frames = [f.image for f in next(iter(FolderDataset(folder, frames_per_sequence=args.frames,
+def _row(task: tuple[int, str, int]) -> tuple[str, list[str], list[dict]]:
+    """Code the sequence over one row's sweep (one torch thread: rows run in parallel processes)."""
+    index, sequence, count = task
+    torch.set_num_threads(1)
+    name, sweep, points, overrides = ROWS[index]
+    frames = [f.image for f in next(iter(FolderDataset(DATA / sequence, frames_per_sequence=count,
                                                         resize="1024x512")))]
     pixels = frames[0].shape[0] * frames[0].shape[1]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         flow_metrics = {"flow_consistency": instantiate(compose("config").eval.flow_metrics.flow_consistency)}
-        curves = []
-        load = os.getloadavg()[0]
-        start = time.perf_counter()
-        for name, sweep, points, overrides in ROWS:
-            cfg = compose("config", overrides)
-            codec = RNNVideoCodec(name, "mc", sweep, points, cfg.codec, instantiate(cfg.motion), cfg.rate, cfg.gop)
-            curve = []
-            for point in codec.points():
-                coded = codec.code(frames, point)
-                row = score(frames, coded, flow_metrics)
-                p_frames = [i for i in range(len(frames)) if i % cfg.gop]
-                row.update(point=point, mv_bpp=np.mean([coded.motion_bits[i] for i in p_frames]) / pixels,
-                           p_bpp=np.mean([coded.bits[i] for i in p_frames]) / pixels)
-                curve.append(row)
-            curves.append((name, overrides, curve))
-            print(name, [f"{p['bpp']:.4f}/{p['msssim']:.4f}" for p in curve], flush=True)
-        wall = time.perf_counter() - start
-    lines = [f"`{args.sequence}`, {len(frames)} frames at 1024x512 (GOP 30: one I-frame), torch threads "
-             f"{args.threads}; wall {wall:.0f} s, load average {load:.1f} -> {os.getloadavg()[0]:.1f} on "
+        cfg = compose("config", overrides)
+    codec = RNNVideoCodec(name, "mc", sweep, points, cfg.codec, instantiate(cfg.motion), cfg.rate, cfg.gop)
+    curve = []
+    for point in codec.points():
+        coded = codec.code(frames, point)
+        row = score(frames, coded, flow_metrics)
+        p_frames = [i for i in range(len(frames)) if i % cfg.gop]
+        row.update(point=point, mv_bpp=np.mean([coded.motion_bits[i] for i in p_frames]) / pixels,
+                   p_bpp=np.mean([coded.bits[i] for i in p_frames]) / pixels)
+        curve.append(row)
+    print(name, [f"{p['bpp']:.4f}/{p['msssim']:.4f}" for p in curve], flush=True)
+    return name, overrides, curve
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequence", default="seq0003")
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=2, help="rows coded in parallel, one torch thread each")
+    args = parser.parse_args()
+    if not (DATA / args.sequence).is_dir():
+        raise SystemExit(f"{DATA / args.sequence} not found: the shared Cityscapes sequences live beside the checkout")
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    # Weights are read when a row starts: the shipped ones must not change while this runs.
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        curves = pool.map(_row, [(i, args.sequence, args.frames) for i in range(len(ROWS))], chunksize=1)
+    wall = time.perf_counter() - start
+    lines = [f"`{args.sequence}`, {args.frames} frames at 1024x512 (GOP 30: one I-frame), {args.workers} rows at "
+             f"a time, one torch thread each; wall {wall:.0f} s, load average {load:.1f} -> "
+             f"{os.getloadavg()[0]:.1f} on "
              f"{os.cpu_count()} cores. Each row's BD-rate is against the row above it (rows 6 and 7: against "
              "row 5); negative = fewer bits at equal quality.", "",
              "| row | overrides | BD-rate MS-SSIM | PSNR | flow consistency | bpp range | MS-SSIM range | "
@@ -112,7 +120,7 @@ def main() -> int:
     for name, _, curve in curves:
         lines.append(f"- {name}: " + "; ".join(f"{p['point']}: {p['bpp']:.4f} / {p['psnr']:.2f} / {p['msssim']:.4f}"
                                                 f" / {p['flow_consistency']:.3f}" for p in curve))
-    append(f"Rate-distortion ablation: rnn_mc on {args.sequence}, {len(frames)} frames", "\n".join(lines))
+    append(f"Rate-distortion ablation: rnn_mc on {args.sequence}, {args.frames} frames", "\n".join(lines))
     return 0
 
 
