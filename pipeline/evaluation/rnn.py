@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from pipeline.evaluation.codecs import CodedSequence
 from pipeline.frames import Frame
 from pipeline.video.build import make_coder
-from pipeline.video.coder import Motion
+from pipeline.video.coder import Motion, VideoCoder
 from pipeline.video.container import encode_header, encode_record
 from pipeline.video.rate import RateControl
 
@@ -35,15 +36,19 @@ class RNNVideoCodec:
         self.intra = mode == "intra"
         # Lowest rate first: a higher quality value means fewer bits, more iterations mean more.
         self._points = sorted(points, reverse=sweep == "quality")
-        self._build = lambda point: make_coder(codec, motion, rate, mode, gop, **{sweep: point})
-        self._build(self._points[0])  # a bad setting fails here, before any codec runs
+        self._sweep = sweep
+        self._coder = make_coder(codec, motion, rate, mode, gop)  # weights read once; a bad setting fails here
+        for point in self._points:
+            replace(self._coder.rate, **{sweep: point})  # so does a bad point
 
     def points(self) -> list[float]:
         return list(self._points)
 
     def code(self, frames: list[np.ndarray], point: float) -> CodedSequence:
         """Encode ``frames`` (uint8 (H, W, 3)) at ``point``, then decode the bytes."""
-        coder = self._build(point)
+        base = self._coder
+        coder = VideoCoder(base.intra, base.residual, base.motion, mode=base.mode, gop=base.gop,
+                           rate=replace(base.rate, **{self._sweep: point}), residual_gain=base.residual_gain)
         names = [f"{i:06d}.png" for i in range(len(frames))]
         start = time.perf_counter()
         h, w = frames[0].shape[:2]
