@@ -70,13 +70,14 @@ class BlockMotion:
             return fields[0][0]
         base = fields[0][0]
         base_error = self._block_errors(cur, ref, base)
-        for mv, block in fields[1:]:
-            if block > self.block:
-                fields.append((self._split_or_merge(cur, ref, base, base_error, mv, block, rate_lambda), self.block))
+        merged = [(self._split_or_merge(cur, ref, base, base_error, mv, block, rate_lambda), self.block)
+                  for mv, block in fields[1:] if block > self.block]
         best, best_cost = None, math.inf
-        for mv, block in fields:
-            error = compensate(ref, mv, block, self.obmc).astype(np.float64) - cur
-            cost = float(np.square(error).sum()) + rate_lambda * 8 * len(encode_vectors(mv, block))
+        for i, (mv, block) in enumerate(fields + merged):
+            # The base field's prediction error is known already; the others are compensated once here.
+            sse = float(base_error.sum()) if i == 0 else float(
+                np.square(compensate(ref, mv, block, self.obmc).astype(np.float64) - cur).sum())
+            cost = sse + rate_lambda * 8 * len(encode_vectors(mv, block))
             if cost < best_cost:
                 best, best_cost = mv, cost
         return best
