@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import PIL.Image
 
 from atomic import write_bytes
 
@@ -22,35 +23,25 @@ from atomic import write_bytes
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as uint8 RGB, shape (H, W, 3).
 
-    Raises FileNotFoundError for a missing file and ValueError for a file OpenCV cannot decode or
-    an unsupported pixel type; both messages name the file.
+    Raises FileNotFoundError for a missing file and ValueError for a file that is corrupt, truncated, not an
+    image or of an unsupported pixel type; both messages name the file. Decoded by Pillow, whose errors are
+    exceptions (OpenCV's decoders print libpng / libjpeg messages to the terminal and may hand back a partly
+    decoded truncated JPEG).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
-    # imdecode from bytes instead of imread: works for any path encoding and lets us tell a missing
-    # file (above) from an undecodable one (below).
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ValueError(f"cannot decode image {path}: the file is corrupt, truncated or not an image "
-                         "(expected PNG, JPEG or another format OpenCV reads)")
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise ValueError(f"unsupported pixel type {image.dtype} in {path}: expected 8- or 16-bit integers")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    channels = image.shape[2]
-    if channels == 2:  # gray + alpha
-        return cv2.cvtColor(np.ascontiguousarray(image[:, :, 0]), cv2.COLOR_GRAY2RGB)
-    if channels == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if channels == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    raise ValueError(f"unsupported channel count {channels} in {path}: expected 1, 2, 3 or 4")
+    try:
+        with PIL.Image.open(path) as image:
+            image.load()
+            if image.mode.startswith("I"):  # 16-bit gray ("I;16*", or "I" holding 16-bit values)
+                gray = (np.asarray(image).astype(np.uint32) >> 8).astype(np.uint8)
+                return np.repeat(gray[..., None], 3, axis=2)
+            if image.mode == "F":
+                raise ValueError(f"unsupported pixel type float32 in {path}: expected 8- or 16-bit integers")
+            return np.array(image.convert("RGB"))  # writable; drops alpha (L+A, RGBA), expands palettes and gray
+    except (OSError, SyntaxError, PIL.UnidentifiedImageError) as err:
+        raise ValueError(f"cannot decode image {path}: the file is corrupt, truncated or not an image ({err})") from err
 
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:

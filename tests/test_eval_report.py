@@ -1,7 +1,9 @@
 import csv
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -102,10 +104,18 @@ def _rendered_image_counts(html_file: Path, chromium: str) -> tuple[int, int]:
     """Load ``html_file`` in headless Chromium; (images, images decoded with a size) from the live DOM."""
     probe = html_file.with_name("probe_" + html_file.name)
     probe.write_text(html_file.read_text().replace("</body>", _CHECK + "</body>"))
-    out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-                          "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
-    body = re.search(r'<body data-images="(\d+)" data-loaded="(\d+)"', out.stdout)
-    assert body, f"chromium did not run the probe (rc {out.returncode}): {out.stderr[-500:]}"
+    # Its own session, so a timeout kills the whole process tree (children keep the pipes open otherwise).
+    proc = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                             "--dump-dom", probe.as_uri()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("headless chromium did not finish rendering the report within 120 s")
+    body = re.search(r'<body data-images="(\d+)" data-loaded="(\d+)"', stdout)
+    assert body, f"chromium did not run the probe (rc {proc.returncode}): {stderr[-500:]}"
     return int(body[1]), int(body[2])
 
 
