@@ -1,12 +1,14 @@
-"""Two residual models under the same rate control: BD-rates and per-point P-frame figures (issue 15).
+"""Two residual models (or two settings of rnn_mc) under the same rate control: BD-rates and per-point P-frame
+figures (issues 15 and 16).
 
     python -m bench.residual_model NEW_STEM [--old codec/weights/residual] [--sequence seq0003] [--frames 30]
-        [--points 28,34,40,46] [--threads 1] [key=value ...]
+        [--points 28,34,40,46] [--threads 1] [--new-set key=value ...] [--title TEXT] [key=value ...]
 
 Codes a shared Cityscapes sequence that no residual training source read (seq0003) at 1024x512 with rnn_mc,
 once per residual model (the intra model, motion and rate control are the shipped defaults, ``key=value``
-overrides apply to both), and reports BD-rate of the new model against the old on MS-SSIM, PSNR and flow
-consistency, with P-frame bpp / PSNR / MS-SSIM and time per point.
+overrides apply to both, ``--new-set`` ones to the new side only, e.g. ``codec.loop_filter=STEM`` with the
+same model on both sides), and reports BD-rate of new against old on MS-SSIM, PSNR and flow consistency, with
+P-frame bpp / PSNR / MS-SSIM and time per point.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--points", default="28,34,40,46")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--new-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for the new side only; repeat for more")
+    parser.add_argument("--title", default="Residual model: new against old under the same rate control")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     folder = DATA / args.sequence
@@ -51,8 +56,8 @@ def main() -> int:
     curves = {}
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         flow_metrics = {"flow_consistency": instantiate(compose("config").eval.flow_metrics.flow_consistency)}
-        for label, stem in (("old", args.old), ("new", args.new)):
-            cfg = compose("config", [f"codec.residual_weights={stem}", *args.overrides])
+        for label, stem, only in (("old", args.old, []), ("new", args.new, args.new_set)):
+            cfg = compose("config", [f"codec.residual_weights={stem}", *args.overrides, *only])
             codec = RNNVideoCodec(label, "mc", "quality", points, cfg.codec, instantiate(cfg.motion), cfg.rate,
                                   cfg.gop)
             curve = []
@@ -69,7 +74,8 @@ def main() -> int:
             curves[label] = curve
     lines = [f"`{args.sequence}` (no residual training source read it), {len(frames)} frames at 1024x512, rnn_mc "
              f"with the default rate control at quality {args.points} (`{' '.join(args.overrides) or 'defaults'}`); "
-             f"old = `{args.old}`, new = `{args.new}`. Torch threads {args.threads}, load average {load:.1f} -> "
+             f"old = `{args.old}`, new = `{args.new}` {' '.join(f'`{o}`' for o in args.new_set)}. "
+             f"Torch threads {args.threads}, load average {load:.1f} -> "
              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.", "",
              "BD-rate of new against old (negative = fewer bits at equal quality): MS-SSIM "
              f"{_bd(curves['old'], curves['new'], 'msssim')}, PSNR {_bd(curves['old'], curves['new'], 'psnr')}, "
@@ -81,7 +87,7 @@ def main() -> int:
             lines.append(f"| {label} | {p['point']:g} | {p['bpp']:.4f} | {p['p_bpp']:.4f} | {p['p_psnr']:.2f} | "
                          f"{p['p_msssim']:.4f} | {p['flow_consistency']:.3f} | {p['encode_s_per_frame']:.2f} | "
                          f"{p['decode_s_per_frame']:.2f} |")
-    append(f"Residual model: new against old under the same rate control, {args.sequence}", "\n".join(lines))
+    append(f"{args.title}, {args.sequence}", "\n".join(lines))
     return 0
 
 

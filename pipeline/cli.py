@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preprocess": ("pipeline.commands.preprocess", "code a whole dataset, resumable, local pool or Ray"),
     "evaluate": ("pipeline.commands.evaluate", "flow-quality report against JPEG, WebP, x264, x265, AV1"),
     "train": ("pipeline.commands.train", "train the RNN codec (L1, MS-SSIM, flow-consistency losses)"),
+    "train_filter": ("pipeline.commands.train_filter", "train a restoration filter for a codec: restore=jpeg|x264"),
     "encode": ("pipeline.commands.encode", "encode one image: encode IN.png OUT.bin"),
     "decode": ("pipeline.commands.decode", "decode an image or sequence bitstream: decode IN.bin OUT"),
     "flow": ("pipeline.commands.flow", "optical flow of a frame pair: flow FRAME1 FRAME2 OUT.flo"),

@@ -199,3 +199,33 @@ def test_evaluation_adapter_builds_the_run_coder():
     assert out.bits[0] > 0
     with pytest.raises(ValueError, match="sweep='speed'"):
         RNNVideoCodec("rnn_mc", "mc", "speed", [1], codec_cfg, BlockMotion(search=16), rate, gop=30)
+
+
+def test_in_loop_filter_feeds_the_reference_and_decodes_bit_for_bit(codecs, frames, tmp_path):
+    from codec.restoration import RestorationConfig, RestorationNet, save_restoration
+    from pipeline.video.loop_filter import LoopFilter
+
+    torch.manual_seed(4)
+    net = RestorationNet(RestorationConfig(channels=8, depth=3, cond=2))
+    torch.nn.init.normal_(net.body[-1].weight, std=0.05)  # a filter that changes pixels, by block counts too
+    save_restoration(net, tmp_path / "loop", {"codec": "rnn_mc"})
+    rate = RateControl(quality=20, max_iterations=3)
+    plain = VideoCoder(*codecs, BlockMotion(search=16), mode="mc", gop=3, rate=rate)
+    filtered = VideoCoder(*codecs, BlockMotion(search=16), mode="mc", gop=3, rate=rate,
+                          loop_filter=LoopFilter(tmp_path / "loop"))
+    coded, data = _code(filtered, frames)
+    for c, (_, image) in zip(coded, filtered.decode(data), strict=True):
+        assert np.array_equal(c.decoded, image)
+        assert not np.array_equal(c.decoded, c.unfiltered)
+        assert c.condition.shape == (2, 6, 10)  # 96x160 frames: 6 x 10 blocks of 16 px
+    # The I-frame is coded the same either way; the P-frame after it predicts from the filtered frame.
+    unfiltered, plain_data = _code(plain, frames)
+    assert np.array_equal(coded[0].unfiltered, unfiltered[0].decoded)
+    assert not np.array_equal(coded[1].prediction, unfiltered[1].prediction)
+    with pytest.raises(ValueError, match="in-loop filter"):
+        list(plain.decode(data))
+    with pytest.raises(ValueError, match="in-loop filter"):
+        list(filtered.decode(plain_data))
+    save_restoration(RestorationNet(RestorationConfig(channels=8, depth=3, cond=1)), tmp_path / "one", {})
+    with pytest.raises(ValueError, match="expected 2"):
+        LoopFilter(tmp_path / "one")

@@ -47,21 +47,29 @@ def build_codecs(eval_cfg: DictConfig) -> list[VideoCodec]:
 _SCORING_CODE = ["pipeline/evaluation/metrics.py", "pipeline/evaluation/flow_scores.py", "pipeline/image_quality.py",
                  "flow"]
 _OUR_CODE = ["codec", "pipeline/video", "pipeline/evaluation/rnn.py"]
+_HASHED = {".py", ".safetensors"}  # in folders: code and weights (codec/weights), so a retrained model rescores
 
 
 def cache_key(cfg: DictConfig, name: str) -> str:
     """What a cached point of codec ``name`` depends on: its settings and weights, the metric settings, the
-    library versions and the source of the code that codes and scores it."""
+    library versions and the source of the code that codes and scores it (a wrapped codec's too)."""
     settings = config_hash(cfg, [f"eval.codecs.{name}", "eval.flow_metrics", "eval.pictures", "seed"])
-    target = str(cfg.eval.codecs[name]["_target_"])
-    module = target.rsplit(".", 1)[0].replace(".", "/") + ".py"
-    code = [module, *_SCORING_CODE, *(_OUR_CODE if target.startswith("pipeline.evaluation.rnn.") else [])]
+    files = list(_SCORING_CODE)
+    spec = cfg.eval.codecs[name]
+    while spec is not None:
+        target = str(spec["_target_"])
+        files.append(target.rsplit(".", 1)[0].replace(".", "/") + ".py")
+        if target.startswith("pipeline.evaluation.rnn."):
+            files += _OUR_CODE
+        if spec.get("weights"):  # a restoration filter: its net's code and its weights
+            files += ["codec/restoration.py", f"{spec.weights}.safetensors", f"{spec.weights}.json"]
+        spec = spec.get("codec") if isinstance(spec.get("codec"), DictConfig) and "_target_" in spec.codec else None
     digest = hashlib.sha256(settings.encode())
     for name_ in (av.__version__, cv2.__version__, torch.__version__):
         digest.update(name_.encode())
-    for rel in code:
+    for rel in files:
         path = REPO_DIR / rel
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+        for file in sorted(p for p in path.rglob("*") if p.suffix in _HASHED) if path.is_dir() else [path]:
             digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
 

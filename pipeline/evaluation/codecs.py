@@ -22,6 +22,9 @@ class CodedSequence:
     encode_seconds: float
     decode_seconds: float
     motion_bits: list[int] | None = None  # of ``bits``, the motion vectors' per frame, where the codec says
+    # per frame, what a restoration filter may be told beyond the rate point (ours: per-block iteration counts
+    # and frame type, pipeline.video.loop_filter.condition), where the codec says
+    conditioning: list[np.ndarray] | None = None
 
     def check(self, frames: list[np.ndarray], codec: str, point: Any) -> None:
         """Raise ``ValueError`` unless this output matches ``frames`` in count, size and dtype."""

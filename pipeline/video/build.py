@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from codec.coder import ImageCodec
 from pipeline.video.coder import Motion, VideoCoder
+from pipeline.video.loop_filter import LoopFilter
 from pipeline.video.rate import RateControl
 from pipeline.video.sequence import PairScore
 
@@ -30,7 +31,8 @@ def make_coder(codec: Mapping[str, Any], motion: Motion | Mapping[str, Any], rat
     rate_settings = OmegaConf.to_container(rate, resolve=True) if isinstance(rate, DictConfig) else dict(rate)
     return VideoCoder(ImageCodec.load(codec["weights"]), ImageCodec.load(codec["residual_weights"]), motion,
                       mode=mode, gop=int(gop), rate=RateControl(**{**rate_settings, **rate_overrides}),
-                      residual_gain=float(codec["residual_gain"]))
+                      residual_gain=float(codec["residual_gain"]),
+                      loop_filter=LoopFilter(codec["loop_filter"]) if codec.get("loop_filter") else None)
 
 
 def build_coder(cfg: DictConfig) -> VideoCoder:

@@ -26,6 +26,7 @@ from codec.model import Codes, pad
 from pipeline.frames import Frame
 from pipeline.video import container
 from pipeline.video.distortion import block_weights
+from pipeline.video.loop_filter import LoopFilter, condition
 from pipeline.video.rate import RateControl, block_sse, blocks_reaching, keeps, to_pixels
 
 MODES = ("intra", "diff", "mc")
@@ -51,6 +52,8 @@ class CodedFrame:
     iterations: float  # mean iterations per 16x16 block
     skipped: float  # fraction of blocks with zero iterations
     prediction: np.ndarray | None = None  # (H, W, 3) uint8 prediction of a P-frame (residual training data)
+    unfiltered: np.ndarray | None = None  # (H, W, 3) uint8 before the in-loop filter (filter training data)
+    condition: np.ndarray | None = None  # (2, h, w) what the in-loop filter is told per 16x16 block
 
     @property
     def bits(self) -> int:
@@ -63,10 +66,12 @@ class VideoCoder:
     ``residual_gain`` scales residuals (frame - prediction, in [-1, 1]) before they are clipped to the codec's
     [-0.5, 0.5] input: motion-compensated residuals are small, so a gain above 1 spends the codec's precision
     where they live; with gain 2 residuals beyond +-64 levels are clipped (a fraction of a percent of pixels).
+    ``loop_filter`` restores every decoded frame before it is output and used as a reference.
     """
 
     def __init__(self, intra: ImageCodec, residual: ImageCodec, motion: Motion, mode: str = "mc", gop: int = 30,
-                 rate: RateControl | None = None, residual_gain: float = 2.0) -> None:
+                 rate: RateControl | None = None, residual_gain: float = 2.0,
+                 loop_filter: LoopFilter | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is unknown; expected one of {MODES}")
         if gop < 1:
@@ -75,13 +80,17 @@ class VideoCoder:
         self.mode, self.gop = mode, gop
         self.rate = rate or RateControl()
         self.residual_gain = float(residual_gain)
+        self.loop_filter = loop_filter
 
     # ---- header --------------------------------------------------------------------------------------
     def header(self, names: list[str], height: int, width: int) -> dict[str, Any]:
         return {"mode": self.mode, "gop": self.gop, "height": height, "width": width, "names": names,
                 "residual_gain": self.residual_gain, "intra_model": self.intra.model_id.hex(),
                 "residual_model": self.residual.model_id.hex(), "compensation": self._compensation(),
-                "threads": torch.get_num_threads()}
+                "threads": torch.get_num_threads(), "loop_filter": self._filter_id()}
+
+    def _filter_id(self) -> str | None:
+        return self.loop_filter.filter_id if self.loop_filter else None
 
     def _compensation(self) -> dict[str, Any]:
         """The motion settings the decoder must share (prediction has to match the encoder's exactly)."""
@@ -92,6 +101,9 @@ class VideoCoder:
             if header.get(key) != model.model_id.hex():
                 raise ValueError(f"{source}: coded with {key.replace('_', ' ')} {header.get(key)}, but the loaded "
                                  f"model is {model.model_id.hex()}; decode with the weights that encoded it")
+        if header.get("loop_filter") != self._filter_id():
+            raise ValueError(f"{source}: coded with in-loop filter {header.get('loop_filter')}, but the decoder's is "
+                             f"{self._filter_id()}; set codec.loop_filter to the weights that encoded it")
         if header.get("mode") == "mc" and header.get("compensation") != self._compensation():
             raise ValueError(f"{source}: coded with motion settings {header.get('compensation')}, but the decoder "
                              f"is configured with {self._compensation()}; pass matching motion.* overrides")
@@ -186,9 +198,13 @@ class VideoCoder:
                 chunks: list[bytes]) -> CodedFrame:
         blobs = [mv_bytes, *chunks] if kind == "P" else chunks
         counts = codes.counts.astype(np.float64)
-        return CodedFrame(record=container.FrameRecord(kind, index, blobs), decoded=decoded,
+        return CodedFrame(record=container.FrameRecord(kind, index, blobs), decoded=self._filter(decoded, codes, kind),
                           motion_bits=8 * len(mv_bytes), residual_bits=8 * sum(len(c) for c in chunks),
-                          iterations=float(counts.mean()), skipped=float((counts == 0).mean()))
+                          iterations=float(counts.mean()), skipped=float((counts == 0).mean()), unfiltered=decoded,
+                          condition=condition(codes.counts, kind))
+
+    def _filter(self, decoded: np.ndarray, codes: Codes, kind: str) -> np.ndarray:
+        return self.loop_filter(decoded, codes.counts, kind) if self.loop_filter else decoded
 
     # ---- decoding ------------------------------------------------------------------------------------
     def decode(self, data: bytes, source: str = "stream") -> Iterator[tuple[str, np.ndarray]]:
@@ -221,6 +237,7 @@ class VideoCoder:
                 raise ValueError(f"{what}: {err}") from err
             if decoded.shape != shape:
                 raise ValueError(f"{what}: decoded size {decoded.shape} differs from the header's {shape}")
+            decoded = self._filter(decoded, codes, record.type)
             previous = decoded
             yield names[record.index], decoded
 

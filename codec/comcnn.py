@@ -1,0 +1,113 @@
+"""Jiang et al. 2017's compact-representation system: ComCNN halves the image, a standard codec codes the
+small image, RecCNN restores the full-size image from its decoded, upscaled version.
+
+ComCNN ends in a sigmoid (the paper's notes: it helped) around a learned correction of the area-downscaled
+image, so a new net starts as a plain 2x area downscale; RecCNN is :class:`codec.restoration.RestorationNet`
+(residual learning on the bicubic upscale, told the codec's quality). The codec is not differentiable: in
+training it runs for real in the forward pass and passes gradients straight through (x + (codec(x) - x)
+detached), the "differentiable stand-in" of the paper's alternatives.
+
+Weights: ``NAME.safetensors`` (``com.*`` and ``rec.*``) + ``NAME.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from atomic import temporary_path, write_bytes
+from codec.restoration import RestorationConfig, RestorationNet
+
+
+@dataclass(frozen=True)
+class ComCNNConfig:
+    channels: int = 32
+    depth: int = 4
+    rec: RestorationConfig = RestorationConfig()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rec, dict):
+            object.__setattr__(self, "rec", RestorationConfig(**self.rec))
+        if self.channels < 1 or self.depth < 2:
+            raise ValueError(f"comcnn config {self}: need channels >= 1, depth >= 2")
+
+
+class ComCNN(nn.Module):
+    """(B, 3, H, W) in [0, 1], H and W even -> (B, 3, H/2, W/2) compact image in (0, 1)."""
+
+    def __init__(self, channels: int, depth: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, channels, 3, padding=1, padding_mode="replicate"), nn.ReLU(True),
+                                   nn.Conv2d(channels, channels, 3, stride=2, padding=1, padding_mode="replicate"),
+                                   nn.ReLU(True)]
+        for _ in range(depth - 3):
+            layers += [nn.Conv2d(channels, channels, 3, padding=1, padding_mode="replicate"), nn.ReLU(True)]
+        layers.append(nn.Conv2d(channels, 3, 3, padding=1, padding_mode="replicate"))
+        self.body = nn.Sequential(*layers)
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        down = F.avg_pool2d(x, 2).clamp(1e-3, 1 - 1e-3)
+        return torch.sigmoid(torch.logit(down) + self.body(x - 0.5))
+
+
+class CompactSystem(nn.Module):
+    """ComCNN + RecCNN. ``compact`` makes the image the codec codes; ``reconstruct`` restores the decoded one."""
+
+    def __init__(self, config: ComCNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.com = ComCNN(config.channels, config.depth)
+        self.rec = RestorationNet(config.rec)
+
+    def compact(self, x: Tensor) -> Tensor:
+        return self.com(x)
+
+    def reconstruct(self, decoded: Tensor, cond: Tensor, size: tuple[int, int]) -> Tensor:
+        """(B, 3, h, w) decoded compact image, (B, cond, 1, 1) quality -> (B, 3, *size) in [0, 1]."""
+        up = F.interpolate(decoded, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+        return self.rec(up, cond)
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """(3, H, W) in [0, 1] -> (H, W, 3) uint8."""
+    return (image.detach().permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def from_uint8(image: np.ndarray) -> Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+
+
+def save_system(system: CompactSystem, stem: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    weights = stem.with_name(stem.name + ".safetensors")
+    with temporary_path(weights) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in system.state_dict().items()}, str(tmp))
+    meta = {"comcnn": asdict(system.config), **(extra or {})}
+    write_bytes(stem.with_name(stem.name + ".json"), json.dumps(meta, indent=2).encode())
+    return weights
+
+
+def load_system(stem: str | Path) -> tuple[CompactSystem, dict[str, Any]]:
+    stem = Path(str(stem).removesuffix(".safetensors").removesuffix(".json"))
+    try:
+        meta = json.loads(stem.with_name(stem.name + ".json").read_text())
+        system = CompactSystem(ComCNNConfig(**meta["comcnn"]))
+        system.load_state_dict(load_file(str(stem.with_name(stem.name + ".safetensors"))))
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"comcnn weights {stem}: {err.filename} is missing") from err
+    except (json.JSONDecodeError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+        raise ValueError(f"comcnn weights {stem} are damaged or not a ComCNN system: {err}") from err
+    return system.eval(), meta
