@@ -12,7 +12,6 @@ Weights: ``NAME.safetensors`` (``com.*`` and ``rec.*``) + ``NAME.json``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from atomic import temporary_path, write_bytes
-from codec.restoration import RestorationConfig, RestorationNet
+from codec.restoration import RestorationConfig, RestorationNet, load_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -90,24 +86,8 @@ def from_uint8(image: np.ndarray) -> Tensor:
 
 
 def save_system(system: CompactSystem, stem: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    weights = stem.with_name(stem.name + ".safetensors")
-    with temporary_path(weights) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in system.state_dict().items()}, str(tmp))
-    meta = {"comcnn": asdict(system.config), **(extra or {})}
-    write_bytes(stem.with_name(stem.name + ".json"), json.dumps(meta, indent=2).encode())
-    return weights
+    return save_weights(system, stem, {"comcnn": asdict(system.config), **(extra or {})})
 
 
 def load_system(stem: str | Path) -> tuple[CompactSystem, dict[str, Any]]:
-    stem = Path(str(stem).removesuffix(".safetensors").removesuffix(".json"))
-    try:
-        meta = json.loads(stem.with_name(stem.name + ".json").read_text())
-        system = CompactSystem(ComCNNConfig(**meta["comcnn"]))
-        system.load_state_dict(load_file(str(stem.with_name(stem.name + ".safetensors"))))
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"comcnn weights {stem}: {err.filename} is missing") from err
-    except (json.JSONDecodeError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
-        raise ValueError(f"comcnn weights {stem} are damaged or not a ComCNN system: {err}") from err
-    return system.eval(), meta
+    return load_weights(stem, lambda meta: CompactSystem(ComCNNConfig(**meta["comcnn"])), "ComCNN system")

@@ -8,7 +8,6 @@ original crop (squared error). Gradients pass the codec as if it were the identi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from codec.comcnn import ComCNNConfig, CompactSystem, from_uint8, load_system, save_system, to_uint8
-from codec.restoration_train import RestorationTrainConfig, fit, resume
+from codec.restoration_train import RestorationTrainConfig, fit, start
 
 ImageCodecFn = Callable[[np.ndarray, int], np.ndarray]
 
@@ -37,10 +36,7 @@ def train_comcnn(config: ComCNNConfig, images: list[np.ndarray], codec: ImageCod
     if cfg.crop % 2:
         raise ValueError(f"comcnn crops must be even, got {cfg.crop}")
     last = Path(out_dir) / "last"
-    system, step, seconds = resume(last, load_system, "comcnn", asdict(config))
-    if system is None:
-        torch.manual_seed(cfg.seed)
-        system = CompactSystem(config)
+    system, step, seconds = start(last, load_system, "comcnn", config, CompactSystem, cfg.seed)
 
     def batch_loss(rng: np.random.Generator) -> tuple[torch.Tensor, float]:
         x = crops(images, rng, cfg.batch, cfg.crop)

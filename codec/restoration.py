@@ -12,6 +12,7 @@ Weights: ``NAME.safetensors`` + ``NAME.json`` (the :class:`RestorationConfig` an
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -79,28 +80,40 @@ def restore(net: RestorationNet, frame: np.ndarray, cond: np.ndarray | float) ->
     return (y[0].permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def save_restoration(net: RestorationNet, stem: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``stem.safetensors`` and ``stem.json`` (config plus ``extra``), each via a temporary name."""
+def save_weights(net: nn.Module, stem: str | Path, meta: dict[str, Any]) -> Path:
+    """Write ``stem.safetensors`` and ``stem.json`` (``meta``: the config that builds ``net``, and more), each via
+    a temporary name; the JSON last."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     weights = stem.with_name(stem.name + ".safetensors")
     with temporary_path(weights) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    meta = {"restoration": asdict(net.config), **(extra or {})}
     write_bytes(stem.with_name(stem.name + ".json"), json.dumps(meta, indent=2).encode())
     return weights
 
 
+def load_weights(stem: str | Path, build: Callable[[dict[str, Any]], nn.Module],
+                 what: str) -> tuple[nn.Module, dict[str, Any]]:
+    """``build(meta)`` from ``stem.json`` with ``stem.safetensors`` loaded, in eval mode, and the metadata; a
+    missing file or damaged weights get an error naming ``what`` and the stem."""
+    stem = Path(str(stem).removesuffix(".safetensors").removesuffix(".json"))
+    try:
+        meta = json.loads(stem.with_name(stem.name + ".json").read_text())
+        net = build(meta)
+        net.load_state_dict(load_file(str(stem.with_name(stem.name + ".safetensors"))))
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{what} weights {stem}: {err.filename} is missing") from err
+    except (json.JSONDecodeError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+        raise ValueError(f"{what} weights {stem} are damaged or not a {what}: {err}") from err
+    return net.eval(), meta
+
+
+def save_restoration(net: RestorationNet, stem: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Weights and ``{"restoration": config, **extra}`` as ``stem.safetensors`` + ``stem.json``."""
+    return save_weights(net, stem, {"restoration": asdict(net.config), **(extra or {})})
+
+
 def load_restoration(stem: str | Path) -> tuple[RestorationNet, dict[str, Any]]:
     """The net from ``stem.json`` + ``stem.safetensors`` (eval mode) and its metadata; clear errors if broken."""
-    stem = Path(str(stem).removesuffix(".safetensors").removesuffix(".json"))
-    meta_path, weights = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".safetensors")
-    try:
-        meta = json.loads(meta_path.read_text())
-        net = RestorationNet(RestorationConfig(**meta["restoration"]))
-        net.load_state_dict(load_file(str(weights)))
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"restoration weights {stem}: {err.filename} is missing") from err
-    except (json.JSONDecodeError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
-        raise ValueError(f"restoration weights {stem} are damaged or not a restoration net: {err}") from err
-    return net.eval(), meta
+    return load_weights(stem, lambda meta: RestorationNet(RestorationConfig(**meta["restoration"])),
+                        "restoration net")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,10 +80,7 @@ def train_restoration(net_config: RestorationConfig, triples: list[Triple], cfg:
     if not triples:
         raise ValueError("no training triples: the data step made none")
     last = Path(out_dir) / "last"
-    net, step, seconds = resume(last, load_restoration, "restoration", asdict(net_config))
-    if net is None:
-        torch.manual_seed(cfg.seed)
-        net = RestorationNet(net_config)
+    net, step, seconds = start(last, load_restoration, "restoration", net_config, RestorationNet, cfg.seed)
 
     def batch_loss(rng: np.random.Generator) -> tuple[torch.Tensor, float]:
         decoded, original, cond = sample(triples, rng, cfg.batch, cfg.crop)
@@ -92,14 +90,15 @@ def train_restoration(net_config: RestorationConfig, triples: list[Triple], cfg:
     return last
 
 
-def resume(last: Path, load: Callable[[Path], tuple[nn.Module, dict]], key: str,
-           config: dict) -> tuple[nn.Module | None, int, float]:
-    """(net, step, seconds) from the checkpoint ``last``, or (None, 0, 0) when there is none; a checkpoint of
-    another architecture is an error."""
+def start(last: Path, load: Callable[[Path], tuple[nn.Module, dict]], key: str, config: Any,
+          build: Callable[[Any], nn.Module], seed: int) -> tuple[nn.Module, int, float]:
+    """(net, step, seconds): resumed from the checkpoint ``last`` (its JSON's ``key`` must be ``config``), or
+    ``build(config)`` seeded with ``seed`` at step 0 when there is none."""
     if not last.with_suffix(".json").is_file():
-        return None, 0, 0.0
+        torch.manual_seed(seed)
+        return build(config), 0, 0.0
     net, saved = load(last)
-    if saved[key] != config:
+    if saved[key] != asdict(config):
         raise ValueError(f"{last} was trained as {saved[key]}, the config asks for {config}: use another out_dir")
     return net, int(saved["step"]), float(saved["seconds"])
 

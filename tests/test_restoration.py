@@ -122,7 +122,7 @@ def test_comcnn_starts_as_an_area_downscale_and_the_system_codes_real_bits(tmp_p
     half = jpeg.code([cv2.resize(f, (48, 32), interpolation=cv2.INTER_AREA) for f in frames], 80)
     assert abs(coded.bits[0] - half.bits[0]) < 0.1 * half.bits[0]  # about the bits of the half-size frame
     save_system(system, tmp_path / "other", {"codec": "x264", "cond_scale": 0.02})
-    with pytest.raises(ValueError, match="trained around 'x264'"):
+    with pytest.raises(ValueError, match="trained for 'x264'"):
         CompactCodec("comcnn_jpeg", jpeg, tmp_path / "other")
 
 

@@ -12,38 +12,28 @@ import torch
 
 from codec.comcnn import from_uint8, load_system, to_uint8
 from pipeline.evaluation.codecs import CodedSequence, VideoCodec
+from pipeline.evaluation.restored import WrappedCodec
 
 
-class CompactCodec:
+class CompactCodec(WrappedCodec):
     """``codec`` codes ComCNN's half-size frames (its bits are all the bits); RecCNN, told the point as
     ``point x cond_scale``, restores them. ComCNN's time counts as encoding, RecCNN's as decoding."""
 
     def __init__(self, name: str, codec: VideoCodec, weights: str | Path) -> None:
-        self.name = name
-        self.codec = codec
-        self.point_name = codec.point_name
-        self.intra = codec.intra
-        self.system, meta = load_system(weights)
-        if meta.get("codec") != codec.name:
-            raise ValueError(f"codec {name!r}: the system {weights} was trained around {meta.get('codec')!r}, "
-                             f"not {codec.name!r}")
-        self.cond_scale = float(meta["cond_scale"])
-
-    def points(self) -> list[Any]:
-        return self.codec.points()
+        super().__init__(name, codec, weights, load_system)
 
     def code(self, frames: list[np.ndarray], point: Any) -> CodedSequence:
         h, w = frames[0].shape[:2]
         start = time.perf_counter()
         with torch.inference_mode():  # odd sizes: the last row / column is repeated
-            compact = [to_uint8(self.system.compact(from_uint8(np.pad(f, ((0, h % 2), (0, w % 2), (0, 0)),
+            compact = [to_uint8(self.net.compact(from_uint8(np.pad(f, ((0, h % 2), (0, w % 2), (0, 0)),
                                                                       mode="edge")))[0]) for f in frames]
         compact_seconds = time.perf_counter() - start
         coded = self.codec.code(compact, point)
         start = time.perf_counter()
         cond = torch.full((1, 1, 1, 1), float(point) * self.cond_scale)
         with torch.inference_mode():
-            decoded = [to_uint8(self.system.reconstruct(from_uint8(d), cond, (h + h % 2, w + w % 2))[0])[:h, :w]
+            decoded = [to_uint8(self.net.reconstruct(from_uint8(d), cond, (h + h % 2, w + w % 2))[0])[:h, :w]
                        for d in coded.decoded]
         return CodedSequence(decoded=decoded, bits=coded.bits,
                              encode_seconds=coded.encode_seconds + compact_seconds,
