@@ -63,7 +63,7 @@ def main() -> int:
     doc = json.loads((out_dir / "results.json").read_text())
     curves = doc["curves"]
     lines = [f"`{args.sequence}` (no filter's training read it), {args.frames} frames at 1024x512; "
-             f"`python -m bench.restoration {' '.join(args.overrides)}`. Load average {load:.1f} -> "
+             f"Load average {load:.1f} -> "
              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores. "
              f"Report: `{out_dir.relative_to(REPO_DIR)}/report.html`.",
              "", "BD-rate of the filtered codec against the same codec (negative = fewer bits at equal quality):", "",
