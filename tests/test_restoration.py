@@ -140,3 +140,27 @@ def test_comcnn_training_beats_a_bicubic_upscale_of_the_same_bits(tmp_path):
     rows = [line.split(",") for line in (tmp_path / "log.csv").read_text().splitlines()[1:]]
     late = rows[-30:]
     assert np.mean([float(r[1]) for r in late]) < 0.97 * np.mean([float(r[2]) for r in late])
+
+
+@pytest.mark.slow
+def test_train_filter_command_makes_data_once_trains_and_exports(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def run(*overrides: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pipeline", "train_filter", "restore=x264",
+                               "restore.sources=[data/sample/leftImg8bit_sequence/train/synthtown]", "restore.frames=6",
+                               f"restore.data={tmp_path / 'data'}", f"restore.out_dir={tmp_path / 'train'}",
+                               "restore.train.checkpoint_every=10", f"hydra.run.dir={tmp_path / 'run'}", *overrides],
+                              capture_output=True, text=True, timeout=300)
+
+    first = run("restore.points=[24,40]", "restore.train.steps=20", f"restore.export={tmp_path / 'exp'}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert len(list((tmp_path / "data").glob("*.npz"))) == 2 * 2  # frames 0 and 3 at two points
+    net, meta = load_restoration(tmp_path / "exp")
+    assert meta["codec"] == "x264" and meta["step"] == 20 and json.loads(json.dumps(meta["data"]))["points"] == [24, 40]
+    again = run("restore.points=[24,40]", "restore.train.steps=30")  # data reused, training resumed
+    assert again.returncode == 0 and load_restoration(tmp_path / "train" / "last")[1]["step"] == 30
+    other = run("restore.points=[30]", "restore.train.steps=40")
+    assert other.returncode != 0 and "other settings" in other.stderr

@@ -52,7 +52,7 @@ def make_data(cfg: DictConfig) -> Path:
     rc = cfg.restore
     data = Path(rc.data)
     recipe = {"codec": OmegaConf.to_container(cfg.eval.codecs[rc.codec], resolve=True),
-              "codec_overrides": OmegaConf.to_container(rc.get("codec_overrides", {})),
+              "codec_overrides": OmegaConf.to_container(rc.codec_overrides) if rc.get("codec_overrides") else {},
               "points": list(rc.points), "cond_scale": rc.cond_scale, "sources": list(rc.sources),
               "exclude": list(rc.exclude), "size": rc.size, "frames": rc.frames, "every": rc.every}
     if (data / "done.json").is_file():
