@@ -46,8 +46,10 @@ def train_comcnn(config: ComCNNConfig, images: list[np.ndarray], codec: ImageCod
         through = compact + (decoded - compact).detach()  # the codec's output, the identity's gradient
         cond = torch.from_numpy(points.astype(np.float32) * cond_scale).reshape(-1, 1, 1, 1)
         out = system.reconstruct(through, cond, x.shape[-2:])
-        # Baseline for the log: the same bits decoded by a plain bicubic upscale.
-        plain = F.interpolate(decoded, size=x.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+        # Baseline for the log: no nets (area downscale, the codec at the same quality, bicubic upscale).
+        down = F.avg_pool2d(x, 2)
+        plain = torch.cat([from_uint8(codec(to_uint8(d), int(q))) for d, q in zip(down, points, strict=True)])
+        plain = F.interpolate(plain, size=x.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
         return F.mse_loss(out, x), float(F.mse_loss(plain, x))
 
     fit(system, batch_loss, cfg, last, save_system, meta, step, seconds)

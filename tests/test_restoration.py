@@ -126,7 +126,7 @@ def test_comcnn_starts_as_an_area_downscale_and_the_system_codes_real_bits(tmp_p
         CompactCodec("comcnn_jpeg", jpeg, tmp_path / "other")
 
 
-def test_comcnn_training_beats_a_bicubic_upscale_of_the_same_bits(tmp_path):
+def test_comcnn_training_beats_downscale_codec_upscale_at_the_same_quality(tmp_path):
     from codec.comcnn import ComCNNConfig, load_system
     from codec.comcnn_train import train_comcnn
     from pipeline.commands.train_filter import jpeg_roundtrip
