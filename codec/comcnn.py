@@ -85,6 +85,20 @@ def from_uint8(image: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
 
 
+def compact_frame(system: CompactSystem, frame: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (ceil(H/2), ceil(W/2), 3): ComCNN's half-size frame (odd edges repeated)."""
+    h, w = frame.shape[:2]
+    with torch.inference_mode():
+        return to_uint8(system.compact(from_uint8(np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")))[0])
+
+
+def upscale_frame(decoded: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 half-size frame -> uint8 (H, W, 3), bicubic: what RecCNN restores."""
+    h, w = size
+    up = F.interpolate(from_uint8(decoded), size=(h + h % 2, w + w % 2), mode="bicubic", align_corners=False)
+    return to_uint8(up.clamp(0, 1)[0])[:h, :w]
+
+
 def save_system(system: CompactSystem, stem: str | Path, extra: dict[str, Any] | None = None) -> Path:
     return save_weights(system, stem, {"comcnn": asdict(system.config), **(extra or {})})
 

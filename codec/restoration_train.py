@@ -74,13 +74,20 @@ def sample(triples: list[Triple], rng: np.random.Generator, batch: int,
 
 
 def train_restoration(net_config: RestorationConfig, triples: list[Triple], cfg: RestorationTrainConfig,
-                      out_dir: str | Path, meta: dict) -> Path:
-    """Train (or resume) into ``out_dir``; ``meta`` (e.g. how the conditioning is computed) goes into every
-    checkpoint's JSON. Returns the last checkpoint's stem."""
+                      out_dir: str | Path, meta: dict, init: dict[str, torch.Tensor] | None = None) -> Path:
+    """Train (or resume) into ``out_dir``, a new run from the weights ``init`` when given; ``meta`` (e.g. how
+    the conditioning is computed) goes into every checkpoint's JSON. Returns the last checkpoint's stem."""
     if not triples:
         raise ValueError("no training triples: the data step made none")
+
+    def build(config: RestorationConfig) -> RestorationNet:
+        net = RestorationNet(config)
+        if init is not None:
+            net.load_state_dict(init)
+        return net
+
     last = Path(out_dir) / "last"
-    net, step, seconds = start(last, load_restoration, "restoration", net_config, RestorationNet, cfg.seed)
+    net, step, seconds = start(last, load_restoration, "restoration", net_config, build, cfg.seed)
 
     def batch_loss(rng: np.random.Generator) -> tuple[torch.Tensor, float]:
         decoded, original, cond = sample(triples, rng, cfg.batch, cfg.crop)

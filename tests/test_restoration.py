@@ -164,3 +164,15 @@ def test_train_filter_command_makes_data_once_trains_and_exports(tmp_path):
     assert again.returncode == 0 and load_restoration(tmp_path / "train" / "last")[1]["step"] == 30
     other = run("restore.points=[30]", "restore.train.steps=40")
     assert other.returncode != 0 and "other settings" in other.stderr
+
+
+def test_training_can_start_from_given_weights(tmp_path):
+    frames = [_frame(96, 96, seed) for seed in range(2)]
+    triples = [Triple(_jpeg(f, 20), f, np.full((1, 1, 1), 0.2, np.float32)) for f in frames]
+    config = RestorationConfig(channels=8, depth=3, cond=1)
+    start_net = RestorationNet(config)
+    torch.nn.init.constant_(start_net.body[-1].bias, 0.01)
+    cfg = RestorationTrainConfig(steps=1, batch=2, crop=48, lr=1e-9, lr_min=1e-9, max_minutes=None,
+                                 checkpoint_every=1, seed=0, threads=1)
+    net, _ = load_restoration(train_restoration(config, triples, cfg, tmp_path, {}, init=start_net.state_dict()))
+    assert torch.allclose(net.body[-1].bias, torch.full_like(net.body[-1].bias, 0.01), atol=1e-6)

@@ -24,7 +24,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from atomic import staged_dir, write_bytes
-from codec.comcnn import ComCNNConfig, load_system, save_system
+from codec.comcnn import ComCNNConfig, compact_frame, load_system, save_system, upscale_frame
 from codec.comcnn_train import train_comcnn
 from codec.restoration import RestorationConfig, load_restoration, save_restoration
 from codec.restoration_train import RestorationTrainConfig, Triple, train_restoration
@@ -52,6 +52,7 @@ def make_data(cfg: DictConfig) -> Path:
     rc = cfg.restore
     data = Path(rc.data)
     recipe = {"codec": OmegaConf.to_container(cfg.eval.codecs[rc.codec], resolve=True),
+              **({"system": str(rc.system)} if rc.get("kind") == "comcnn_rec" else {}),
               "codec_overrides": OmegaConf.to_container(rc.codec_overrides) if rc.get("codec_overrides") else {},
               "points": list(rc.points), "cond_scale": rc.cond_scale, "sources": list(rc.sources),
               "exclude": list(rc.exclude), "size": rc.size, "frames": rc.frames, "every": rc.every}
@@ -64,17 +65,20 @@ def make_data(cfg: DictConfig) -> Path:
         raise ValueError(f"eval.codecs.{rc.codec} runs with an in-loop filter; a filter learns from unfiltered "
                          "frames: pass codec.loop_filter=null")
     codec = instantiate(cfg.eval.codecs[rc.codec], **rc.get("codec_overrides", {}))
+    # restore.kind=comcnn_rec: the codec codes a ComCNN's half-size frames; RecCNN restores their upscale.
+    system = load_system(rc.system)[0] if rc.get("kind") == "comcnn_rec" else None
     with staged_dir(data) as stage:  # a data step that stops part-way leaves no folder that looks complete
         count = 0
         for name, frames in sequences(rc):
+            inputs = [compact_frame(system, f) for f in frames] if system else frames
             for point in rc.points:
-                coded = codec.code(frames, point)
+                coded = codec.code(inputs, point)
                 for i in range(0, len(frames), rc.every):
                     # What the codec says the decoder knows (ours: per-block counts), else the rate point.
                     cond = (coded.conditioning[i] if coded.conditioning else
                             np.full((1, 1, 1), point * rc.cond_scale, np.float32))
-                    np.savez(stage / f"{name}_{i:04d}_p{point}.npz", decoded=coded.decoded[i], original=frames[i],
-                             cond=cond)
+                    decoded = upscale_frame(coded.decoded[i], frames[i].shape[:2]) if system else coded.decoded[i]
+                    np.savez(stage / f"{name}_{i:04d}_p{point}.npz", decoded=decoded, original=frames[i], cond=cond)
                     count += 1
             log.info("%s: %d triples so far", name, count)
         write_bytes(stage / "done.json", json.dumps(recipe, indent=2).encode())
@@ -120,8 +124,19 @@ def main(cfg: DictConfig, args: list[str]) -> int:
             triples.append(Triple(arrays["decoded"], arrays["original"], arrays["cond"]))
     log.info("%d training triples from %s", len(triples), data)
     train_cfg = RestorationTrainConfig(**{f.name: rc.train[f.name] for f in fields(RestorationTrainConfig)})
-    net_config = RestorationConfig(**OmegaConf.to_container(rc.net, resolve=True))
     meta = {"codec": rc.codec, "cond_scale": rc.cond_scale}
+    if rc.get("kind") == "comcnn_rec":  # RecCNN fine-tuned from the system's; ComCNN kept
+        system, _ = load_system(rc.system)
+        last = train_restoration(system.config.rec, triples, train_cfg, rc.out_dir, meta, system.rec.state_dict())
+        if rc.get("export"):
+            rec, saved = load_restoration(last)
+            system.rec.load_state_dict(rec.state_dict())
+            save_system(system, rc.export, {**meta, **{k: saved[k] for k in ("step", "seconds", "train")},
+                                            "comcnn_from": str(rc.system),
+                                            "data": json.loads((data / "done.json").read_text())})
+            log.info("exported %s (step %d)", rc.export, saved["step"])
+        return 0
+    net_config = RestorationConfig(**OmegaConf.to_container(rc.net, resolve=True))
     last = train_restoration(net_config, triples, train_cfg, rc.out_dir, meta)
     if rc.get("export"):
         net, saved = load_restoration(last)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from codec.comcnn import from_uint8, load_system, to_uint8
+from codec.comcnn import compact_frame, from_uint8, load_system, to_uint8
 from pipeline.evaluation.codecs import CodedSequence, VideoCodec
 from pipeline.evaluation.restored import WrappedCodec
 
@@ -25,9 +25,7 @@ class CompactCodec(WrappedCodec):
     def code(self, frames: list[np.ndarray], point: Any) -> CodedSequence:
         h, w = frames[0].shape[:2]
         start = time.perf_counter()
-        with torch.inference_mode():  # odd sizes: the last row / column is repeated
-            compact = [to_uint8(self.net.compact(from_uint8(np.pad(f, ((0, h % 2), (0, w % 2), (0, 0)),
-                                                                      mode="edge")))[0]) for f in frames]
+        compact = [compact_frame(self.net, f) for f in frames]
         compact_seconds = time.perf_counter() - start
         coded = self.codec.code(compact, point)
         start = time.perf_counter()
