@@ -1,10 +1,10 @@
-"""Restoration around standard codecs (issue 16): BD-rates of each ``X+rec`` and of ``comcnn_jpeg`` against ``X``.
+"""Restoration around standard codecs (issue 16): BD-rates of each ``X+rec`` and ``comcnn_X`` against ``X``.
 
     python -m bench.restoration [--sequence seq0003] [--frames 30] [key=value ...]
 
 Runs ``python -m pipeline evaluate`` on one shared Cityscapes sequence that no filter's training read
 (seq0003) at 1024x512 with JPEG (QF 5-90), x264, their filtered rows and Jiang et al.'s ComCNN/RecCNN system
-around JPEG (``key=value`` overrides go to evaluate, e.g. another ``eval.compare``), then reports per pair the
+around each (``key=value`` overrides go to evaluate, e.g. another ``eval.compare``), then reports per pair the
 BD-rate on PSNR, MS-SSIM and flow consistency, the PSNR gain at equal bits per point (a post-filter adds no bits;
 comcnn_jpeg is compared with JPEG's PSNR interpolated at its bpp), and each net's time per 1024x512 frame at 1
 and 2 torch threads. The HTML report with every row lands in ``outputs/bench_restoration/``.
@@ -56,7 +56,8 @@ def main() -> int:
     out_dir = fresh_run_dir(REPO_DIR / "outputs" / "bench_restoration")
     load = os.getloadavg()[0]
     rc = cli_main(["evaluate", "dataset=folder", f"dataset.root={DATA / args.sequence}", "dataset.resize=1024x512",
-                   f"eval.max_frames={args.frames}", "eval.compare=[jpeg,jpeg+rec,x264,x264+rec,comcnn_jpeg]",
+                   f"eval.max_frames={args.frames}",
+                   "eval.compare=[jpeg,jpeg+rec,x264,x264+rec,comcnn_jpeg,comcnn_x264]",
                    "eval.codecs.jpeg.qualities=[5,10,15,20,30,50,75,90]", f"hydra.run.dir={out_dir}",
                    *args.overrides])
     if rc:
@@ -71,7 +72,7 @@ def main() -> int:
              "| pair | PSNR | MS-SSIM | flow consistency | filter ms/frame, 1 thread | 2 threads |",
              "|---|---|---|---|---|---|"]
     pairs = {name: name.removesuffix("+rec") for name in curves if name.endswith("+rec")}
-    pairs.update({name: "jpeg" for name in curves if name == "comcnn_jpeg"})
+    pairs.update({name: name.removeprefix("comcnn_") for name in curves if name.startswith("comcnn_")})
     for name, base in pairs.items():
         bds = []
         for metric, sign in METRICS.items():
