@@ -61,8 +61,8 @@ def cache_key(cfg: DictConfig, name: str) -> str:
         files.append(target.rsplit(".", 1)[0].replace(".", "/") + ".py")
         if target.startswith("pipeline.evaluation.rnn."):
             files += _OUR_CODE
-        if spec.get("weights"):  # a restoration filter: its net's code and its weights
-            files += ["codec/restoration.py", f"{spec.weights}.safetensors", f"{spec.weights}.json"]
+        if spec.get("weights"):  # a restoration net or ComCNN system: their code and its weights
+            files += ["codec/restoration.py", "codec/comcnn.py", f"{spec.weights}.safetensors", f"{spec.weights}.json"]
         spec = spec.get("codec") if isinstance(spec.get("codec"), DictConfig) and "_target_" in spec.codec else None
     digest = hashlib.sha256(settings.encode())
     for name_ in (av.__version__, cv2.__version__, torch.__version__):

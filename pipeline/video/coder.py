@@ -52,7 +52,6 @@ class CodedFrame:
     iterations: float  # mean iterations per 16x16 block
     skipped: float  # fraction of blocks with zero iterations
     prediction: np.ndarray | None = None  # (H, W, 3) uint8 prediction of a P-frame (residual training data)
-    unfiltered: np.ndarray | None = None  # (H, W, 3) uint8 before the in-loop filter (filter training data)
     condition: np.ndarray | None = None  # (2, h, w) what the in-loop filter is told per 16x16 block
 
     @property
@@ -200,7 +199,7 @@ class VideoCoder:
         counts = codes.counts.astype(np.float64)
         return CodedFrame(record=container.FrameRecord(kind, index, blobs), decoded=self._filter(decoded, codes, kind),
                           motion_bits=8 * len(mv_bytes), residual_bits=8 * sum(len(c) for c in chunks),
-                          iterations=float(counts.mean()), skipped=float((counts == 0).mean()), unfiltered=decoded,
+                          iterations=float(counts.mean()), skipped=float((counts == 0).mean()),
                           condition=condition(codes.counts, kind))
 
     def _filter(self, decoded: np.ndarray, codes: Codes, kind: str) -> np.ndarray:
