@@ -64,8 +64,7 @@ def sample(triples: list[Triple], rng: np.random.Generator, batch: int,
         x = int(rng.integers((w - crop) // fx + 1)) * fx
         decoded.append(t.decoded[y : y + crop, x : x + crop])
         original.append(t.original[y : y + crop, x : x + crop])
-        conds.append(t.cond[:, y // fy : (y + crop) // fy, x // fx : (x + crop) // fx] if ch > 1 or cw > 1
-                     else np.broadcast_to(t.cond, (t.cond.shape[0], 1, 1)))
+        conds.append(t.cond if ch == cw == 1 else t.cond[:, y // fy : (y + crop) // fy, x // fx : (x + crop) // fx])
 
     def frames(arrays: list[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255

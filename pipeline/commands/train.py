@@ -21,6 +21,7 @@ from codec.data import CropSource, Pair
 from codec.model import ModelConfig
 from codec.train import TrainConfig, train
 from codec.zoo import load_model, read_meta, save_model
+from pipeline.imageio import read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 log = logging.getLogger("drivecodec.train")
@@ -32,10 +33,7 @@ def read_rgb(path: Path) -> np.ndarray:
     if path.suffix == ".npy":
         array = np.load(path)
         return array if array.dtype == np.uint8 else array.astype(np.float32)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return read_image(path)
 
 
 def _files(root: Path) -> list[Path]:
