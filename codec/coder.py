@@ -14,6 +14,7 @@ from safetensors.numpy import load_file
 from codec.bitstream import chunks_to_codes, codes_to_chunks, pack, unpack
 from codec.entropy import Prior
 from codec.model import Codes, RNNCodec
+from codec.scaled import ScaledHead, factor_of, load_heads
 from codec.zoo import WEIGHTS_DIR, load_model, weights_stem
 
 # (t, reconstruction before iteration t, after it, each block's estimated bits for it (h, w)) -> (h, w) bool,
@@ -34,11 +35,14 @@ def to_image(x: torch.Tensor) -> np.ndarray:
 
 
 class ImageCodec:
-    """A model plus its entropy prior (:class:`codec.entropy.Prior`, or None for uniform)."""
+    """A model plus its entropy prior (:class:`codec.entropy.Prior`, or None for uniform) and the decoder heads
+    that decode its streams at reduced size ({factor: head}, :mod:`codec.scaled`)."""
 
-    def __init__(self, model: RNNCodec, prior: Prior | None = None) -> None:
+    def __init__(self, model: RNNCodec, prior: Prior | None = None,
+                 heads: dict[int, ScaledHead] | None = None) -> None:
         self.model = model.eval()
         self.prior = prior
+        self.heads = heads or {}
         self._rate_prior = prior or Prior.uniform(model.config.bits)  # what estimate_bits prices with
         digest = hashlib.sha256(model.model_id())
         if prior is not None:
@@ -47,7 +51,8 @@ class ImageCodec:
 
     @classmethod
     def load(cls, stem: str | Path = WEIGHTS_DIR / "intra", device: str = "cpu") -> ImageCodec:
-        """Weights ``stem.safetensors`` + ``stem.json`` and, when present, the prior ``stem.entropy.safetensors``."""
+        """Weights ``stem.safetensors`` + ``stem.json`` and, when present, the prior ``stem.entropy.safetensors``
+        and the decoder heads ``stem.half`` / ``stem.quarter``."""
         stem = weights_stem(stem)
         model = load_model(stem, device)
         prior_path = stem.with_name(stem.name + ".entropy.safetensors")
@@ -57,7 +62,7 @@ class ImageCodec:
                 prior = Prior.from_arrays(load_file(str(prior_path)), model.config.bits)
             except (SafetensorError, OSError, ValueError) as err:
                 raise ValueError(f"entropy prior {prior_path} is unusable: {err}") from err
-        return cls(model, prior)
+        return cls(model, prior, load_heads(stem, model))
 
     # ---- tensors <-> codes <-> chunks --------------------------------------------------------------
     def encode(self, x: torch.Tensor, iterations: int, go_on: RateGoOn | None = None,
@@ -84,9 +89,19 @@ class ImageCodec:
         """(h, w) estimated coded bits of each block for one iteration's bits (C, h, w) in {-1, 0, +1}."""
         return torch.from_numpy(self._rate_prior.estimate_bits(bits, previous)).float()
 
-    def decode(self, codes: Codes, iterations: int | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """:class:`Codes` -> (1, 3, H, W) in [-0.5, 0.5] from the first ``iterations`` (``cond``: see encode)."""
-        return self.model.decode(codes, iterations, cond)
+    def decode(self, codes: Codes, iterations: int | None = None, cond: torch.Tensor | None = None,
+               scale: float = 1.0) -> torch.Tensor:
+        """:class:`Codes` -> (1, 3, H, W) in [-0.5, 0.5] from the first ``iterations`` (``cond``: see encode).
+
+        ``scale`` 0.5 or 0.25 decodes the same codes at that size, (1, 3, ceil(H * scale), ceil(W * scale)),
+        with the decoder head shipped for it; ``cond`` is then at that size too.
+        """
+        return self.model.decode(codes, iterations, cond, self.head(scale))
+
+    def head(self, scale: float) -> ScaledHead | None:
+        """The decoder head for ``scale`` (None at full size); a clear error for a scale without one."""
+        factor = factor_of(scale, self.heads)
+        return self.heads[factor] if factor > 1 else None
 
     def codes_to_chunks(self, codes: Codes) -> list[bytes]:
         """[meta, iteration 0, ...] byte chunks for a container."""
@@ -101,10 +116,12 @@ class ImageCodec:
         codes = self.encode(to_tensor(image), iterations)
         return pack(self.model_id, self.codes_to_chunks(codes))
 
-    def decompress(self, data: bytes, iterations: int | None = None) -> np.ndarray:
-        """Bitstream -> uint8 (H, W, 3) RGB from its first ``iterations`` (default: all that are present)."""
+    def decompress(self, data: bytes, iterations: int | None = None, scale: float = 1.0) -> np.ndarray:
+        """Bitstream -> uint8 (H, W, 3) RGB from its first ``iterations`` (default: all that are present); at
+        ``scale`` 0.5 or 0.25 directly at that size (ceil(H * scale), ceil(W * scale))."""
+        head = self.head(scale)
         model_id, chunks = unpack(data)
         if model_id != self.model_id:
             raise ValueError(f"bitstream was made by model {model_id.hex()}, these weights are "
                              f"{self.model_id.hex()}")
-        return to_image(self.decode(self.chunks_to_codes(chunks, iterations)))
+        return to_image(self.model.decode(self.chunks_to_codes(chunks, iterations), head=head))

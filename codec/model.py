@@ -130,23 +130,36 @@ class RNNCodec(nn.Module):
             new_state.append(s)
         return self.binarizer(x), new_state
 
-    def decode_step(self, bits: Tensor, state: list | None, cond: Tensor | None = None) -> tuple[Tensor, list]:
+    def decode_step(self, bits: Tensor, state: list | None, cond: Tensor | None = None,
+                    head: nn.Module | None = None) -> tuple[Tensor, list]:
         """(B, 32, h, w) bits (0 where not sent) -> (B, 3, 16h, 16w) output in [-0.5, 0.5] and the new state.
 
         ``cond`` (B, 3, 16h, 16w) in [-0.5, 0.5] is the condition image of a conditional model (else None).
+        A ``head`` (:class:`codec.scaled.ScaledHead`) takes over after the first ``head.trunk`` recurrent layers:
+        the output is then (B, 3, 16h / f, 16w / f), f = ``head.factor``, and ``cond`` is at that size.
         """
-        state = state or [None] * len(self.dec_rnn)
-        x = self.dec_conv(bits)
-        new_state = []
-        for i, (cell, s) in enumerate(zip(self.dec_rnn, state, strict=True)):
-            if cond is not None and i == len(self.dec_rnn) - 1:
-                x = x + self.dec_cond[0](cond)
-            x, s = cell(x, s)
-            new_state.append(s)
-            x = F.pixel_shuffle(x, 2)
+        layers = head.trunk if head is not None else len(self.dec_rnn)
+        state = state or [None] * (layers + (head is not None))
+        x, new_state = self.decode_trunk(bits, state[:layers], None if head is not None else cond)
+        if head is not None:
+            out, s = head(x, state[layers], cond)
+            return out, [*new_state, s]
         if cond is not None:
             x = x + self.dec_cond[1](cond)
         return torch.tanh(self.dec_out(x)) * 0.5, new_state
+
+    def decode_trunk(self, bits: Tensor, state: list, cond: Tensor | None = None) -> tuple[Tensor, list]:
+        """The first ``len(state)`` recurrent decoder layers, each followed by depth-to-space: (B, 32, h, w) bits ->
+        (B, C, h * 2 ** k, w * 2 ** k) features for k layers, and their new states (``cond``: see decode_step)."""
+        x = self.dec_conv(bits)
+        new_state = []
+        for i, s in enumerate(state):
+            if cond is not None and i == len(self.dec_rnn) - 1:
+                x = x + self.dec_cond[0](cond)
+            x, s = self.dec_rnn[i](x, s)
+            new_state.append(s)
+            x = F.pixel_shuffle(x, 2)
+        return x, new_state
 
     def _check_cond(self, cond: Tensor | None, x: Tensor) -> None:
         if self.config.condition and (cond is None or cond.shape != x.shape):
@@ -237,41 +250,50 @@ class RNNCodec(nn.Module):
                      height=int(height), width=int(width), recon=recon.clamp(-0.5, 0.5)[..., :height, :width])
 
     @torch.no_grad()
-    def decode(self, codes: Codes, iterations: int | None = None, cond: Tensor | None = None) -> Tensor:
-        """Reconstruction (1, 3, height, width) in [-0.5, 0.5] from the first ``iterations`` (default all)."""
-        *_, last = self.iter_decode(codes, iterations, cond)
+    def decode(self, codes: Codes, iterations: int | None = None, cond: Tensor | None = None,
+               head: nn.Module | None = None) -> Tensor:
+        """Reconstruction (1, 3, height, width) in [-0.5, 0.5] from the first ``iterations`` (default all);
+        ``head``: see :meth:`iter_decode`."""
+        *_, last = self.iter_decode(codes, iterations, cond, head)
         return last
 
     @torch.no_grad()
-    def iter_decode(self, codes: Codes, iterations: int | None = None, cond: Tensor | None = None) -> Iterator[Tensor]:
+    def iter_decode(self, codes: Codes, iterations: int | None = None, cond: Tensor | None = None,
+                    head: nn.Module | None = None) -> Iterator[Tensor]:
         """Yield the reconstruction (1, 3, height, width) in [-0.5, 0.5] after each of the first ``iterations``.
 
         ``cond``: the condition image (1, 3, height, width) the encoder was given (conditional models only).
+        With a ``head`` (:class:`codec.scaled.ScaledHead`) the same codes decode at 1 / f of the size,
+        f = ``head.factor``: (1, 3, ceil(height / f), ceil(width / f)), and ``cond`` is at that size too.
         """
         total = codes.iterations
         iterations = total if iterations is None else iterations
         if not 1 <= iterations <= total:
             raise ValueError(f"cannot decode {iterations} iterations: the codes hold {total}")
+        factor = head.factor if head is not None else 1
+        block = BLOCK // factor
+        height, width = -(-codes.height // factor), -(-codes.width // factor)
         device = self.dec_out.weight.device
         counts = torch.from_numpy(codes.counts.astype(np.int64)).to(device)
         dec_state = None
-        padded = (1, 3, codes.bits.shape[2] * BLOCK, codes.bits.shape[3] * BLOCK)
+        padded = (1, 3, codes.bits.shape[2] * block, codes.bits.shape[3] * block)
         recon = torch.zeros(padded, device=device)
         if cond is not None:
-            cond = pad(cond.to(device))
+            cond = pad(cond.to(device), PAD // factor)
         self._check_cond(cond, recon)
         for t in range(iterations):
             bits = torch.from_numpy(codes.bits[t].astype(np.float32))[None].to(device)
-            out, dec_state = self.decode_step(bits, dec_state, cond)
-            recon = self._masked_update(t, recon, out, counts > t)
-            yield recon.clamp(-0.5, 0.5)[..., : codes.height, : codes.width]
+            out, dec_state = self.decode_step(bits, dec_state, cond, head)
+            recon = self._masked_update(t, recon, out, counts > t, block)
+            yield recon.clamp(-0.5, 0.5)[..., :height, :width]
 
-    def _masked_update(self, t: int, recon: Tensor, out: Tensor, active: Tensor) -> Tensor:
-        """Update only active blocks; finished blocks keep their reconstruction (both sides do the same)."""
+    def _masked_update(self, t: int, recon: Tensor, out: Tensor, active: Tensor, block: int = BLOCK) -> Tensor:
+        """Update only active blocks (``block`` px each); finished blocks keep their reconstruction (both sides do
+        the same)."""
         new = self.update(t, recon, out)
         if bool(active.all()):
             return new
-        mask = active[None, None].to(new.dtype).repeat_interleave(BLOCK, -2).repeat_interleave(BLOCK, -1)
+        mask = active[None, None].to(new.dtype).repeat_interleave(block, -2).repeat_interleave(block, -1)
         return torch.where(mask > 0, new, recon)
 
     def model_id(self) -> bytes:

@@ -44,19 +44,30 @@ def _obmc_weights(h: int, w: int, block: int) -> tuple[np.ndarray, np.ndarray, n
     return wy_map, 1 - wy_map, wx_map, 1 - wx_map
 
 
-def compensate(ref: np.ndarray, mv: np.ndarray, block: int, obmc: bool = False) -> np.ndarray:
+def _sample(ref: np.ndarray, field: np.ndarray, sharpen: float) -> np.ndarray:
+    """``ref`` sampled at ``field`` (H, W, 2): bilinear, moved ``sharpen`` of the way to Lanczos-4 (0: bilinear)."""
+    linear = cv2.remap(ref, field, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if not sharpen:
+        return linear
+    lanczos = cv2.remap(ref, field, None, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.addWeighted(linear, 1 - sharpen, lanczos, sharpen, 0)
+
+
+def compensate(ref: np.ndarray, mv: np.ndarray, block: int, obmc: bool = False, sharpen: float = 0.0) -> np.ndarray:
     """Predict the current frame from ``ref`` and its backward block vectors.
 
     ref: uint8 (H, W, 3) (or (H, W)), the reference (for coding: the previous decoded frame).
     mv: (ceil(H/B), ceil(W/B), 2) float32 vectors (dx, dy) in pixels; block (i, j) is predicted from
     the reference at (x + dx, y + dy). Returns a uint8 prediction of ref's shape.
+    sharpen: 0 samples bilinearly (what the coder does); a reduced-size decoder moves part of the way to a
+    sharper kernel, since bilinear sampling of a smaller picture blurs more than the coder's did.
     """
     h, w = _check(ref, np.asarray(mv), block, None)
     mv = np.asarray(mv, np.float32)
     nby, nbx = mv.shape[:2]
     if not obmc:
         up = cv2.resize(mv, (nbx * block, nby * block), interpolation=cv2.INTER_NEAREST)[:h, :w]
-        return cv2.remap(ref, cv2.add(_grid(h, w), up), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return _sample(ref, cv2.add(_grid(h, w), up), sharpen)
     # The 2x2 block centres around each pixel: replicate the field by one block on each side and take
     # the four one-block-shifted copies, nearest-upsampled, with a half-block offset.
     padded = np.pad(mv, ((1, 1), (1, 1), (0, 0)), mode="edge")
@@ -67,8 +78,7 @@ def compensate(ref: np.ndarray, mv: np.ndarray, block: int, obmc: bool = False) 
             corner = np.ascontiguousarray(padded[a : a + nby + 1, b : b + nbx + 1])
             up = cv2.resize(corner, ((nbx + 1) * block, (nby + 1) * block), interpolation=cv2.INTER_NEAREST)
             field = np.ascontiguousarray(up[half : half + h, half : half + w])
-            preds.append(cv2.remap(ref, cv2.add(_grid(h, w), field), None, cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE))
+            preds.append(_sample(ref, cv2.add(_grid(h, w), field), sharpen))
     wy, wy0, wx, wx0 = _obmc_weights(h, w, block)
     top = cv2.blendLinear(preds[0], preds[1], wx0, wx)
     bottom = cv2.blendLinear(preds[2], preds[3], wx0, wx)

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("pipeline.commands.evaluate", "flow-quality report against JPEG, WebP, x264, x265, AV1"),
     "train": ("pipeline.commands.train", "train the RNN codec (L1, MS-SSIM, flow-consistency losses)"),
     "train_filter": ("pipeline.commands.train_filter", "train a restoration filter for a codec: restore=jpeg|x264"),
+    "train_heads": ("pipeline.commands.train_heads", "train decoder heads for 1/2 and 1/4 size: heads=intra|residual"),
     "encode": ("pipeline.commands.encode", "encode one image: encode IN.png OUT.bin"),
     "decode": ("pipeline.commands.decode", "decode an image or sequence bitstream: decode IN.bin OUT"),
     "flow": ("pipeline.commands.flow", "optical flow of a frame pair: flow FRAME1 FRAME2 OUT.flo"),

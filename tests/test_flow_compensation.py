@@ -52,3 +52,36 @@ def test_bad_vector_fields() -> None:
         compensate(ref, np.full((4, 4, 2), np.nan, np.float32), 16)
     with pytest.raises(ValueError, match="uint8"):
         compensate(ref.astype(np.float32), np.zeros((4, 4, 2), np.float32), 16)
+
+
+def test_a_reduced_reference_with_scaled_vectors_predicts_the_reduced_frame() -> None:
+    import cv2
+
+    from flow.motion import BlockMotion
+
+    ref = cv2.GaussianBlur(textured(128, 192, seed=4), (0, 0), 2)  # detail that survives 1/4 size
+    rng = np.random.default_rng(0)
+    mv = np.round(rng.uniform(-6, 6, (8, 12, 2)) * 4).astype(np.float32) / 4  # quarter-pel, per block
+    motion = BlockMotion(block=16, obmc=True)
+    full = motion.compensate(ref, mv)
+    for factor in (2, 4):
+        size = (192 // factor, 128 // factor)
+        small = motion.compensate(cv2.resize(ref, size, interpolation=cv2.INTER_AREA), mv, factor)
+        expected = cv2.resize(full, size, interpolation=cv2.INTER_AREA)
+        assert small.shape == expected.shape
+        # Sampling a smaller picture blurs a little differently: close, not equal.
+        error = np.abs(small.astype(int) - expected).mean()
+        assert error < 0.3 * np.abs(small.astype(int) - np.roll(expected, 2, 1)).mean()  # a 2-px miss is far worse
+    with pytest.raises(ValueError, match="at 1/4 size"):
+        motion.compensate(ref, mv, 4)  # a full-size reference is not a reduced one
+
+
+def test_sharpened_sampling_changes_only_fractional_positions() -> None:
+    ref = textured(64, 64, seed=5)
+    whole = np.tile(np.float32([3, -2]), (4, 4, 1))
+    half = np.tile(np.float32([3.5, -2.5]), (4, 4, 1))
+    for obmc in (False, True):
+        assert np.array_equal(compensate(ref, whole, 16, obmc, sharpen=0.7), compensate(ref, whole, 16, obmc))
+        inner = np.s_[8:-8, 8:-8]
+        diff = compensate(ref, half, 16, obmc, sharpen=0.7)[inner].astype(int) - compensate(ref, half, 16, obmc)[inner]
+        assert np.abs(diff).mean() > 1  # Lanczos keeps detail that bilinear averages away

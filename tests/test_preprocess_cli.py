@@ -73,3 +73,34 @@ def check_outputs(coder, out: Path, records: list[dict]) -> None:
         assert [name for name, _ in decoded] == [f"frame{i:03d}.png" for i in range(4)]
         for name, image in decoded:
             np.testing.assert_array_equal(read_image(out / record["frames_dir"] / name), image)
+
+
+def test_frames_at_several_sizes_come_from_the_one_stream(tmp_path: Path):
+    from pipeline.video.build import build_coder
+
+    data = make_dataset(tmp_path / "data", sequences=1, frames=3, size=64)
+    out = tmp_path / "out"
+    args = cli(out, data, tmp_path, "preprocess.workers=0", "preprocess.threads=1", "preprocess.write_frames=true",
+               "preprocess.frame_scales=[1,0.5,0.25]")
+    run = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    coder = build_coder(make_cfg(data))
+    stream = out / "seq0.bin"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for scale, sub, side in ((0.5, "half", 32), (0.25, "quarter", 16)):
+            for name, image in coder.decode(stream.read_bytes(), str(stream), scale):
+                assert image.shape == (side, side, 3)
+                np.testing.assert_array_equal(read_image(out / "seq0" / sub / name), image)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(list((out / "seq0").glob("*.png"))) == 3  # full size beside the subfolders
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert "0 ok, 0 failed, 1 already done" in rerun.stdout
+    (out / "seq0" / "quarter" / "frame002.png").unlink()  # a missing small frame is not done
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert "1 ok, 0 failed, 0 already done" in rerun.stdout
+    bad = subprocess.run(cli(tmp_path / "bad", data, tmp_path, "preprocess.write_frames=true",
+                             "preprocess.frame_scales=[0.3]"), capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "scale=0.3 is not supported" in bad.stderr

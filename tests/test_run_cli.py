@@ -80,6 +80,31 @@ def test_standalone_decode_matches_the_run(run_dir, tmp_path):
         assert np.array_equal(cv2.imread(str(original)), cv2.imread(str(out / original.name)))
 
 
+def test_decode_at_half_and_quarter_size_from_the_same_stream(run_dir, tmp_path):
+    stream = next((run_dir / "bitstreams").rglob("*.bin"))
+    full = sorted((run_dir / "frames").rglob("*.png"))
+    h, w = cv2.imread(str(full[0])).shape[:2]
+    for scale, factor in (("0.5", 2), ("0.25", 4)):
+        out = tmp_path / f"at{scale}"
+        result = _cli("decode", str(stream), str(out), f"scale={scale}", f"hydra.run.dir={tmp_path / 'hydra'}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        for original in full:
+            small = cv2.imread(str(out / original.name))
+            assert small.shape == (-(-h // factor), -(-w // factor), 3)
+            reference = cv2.resize(cv2.imread(str(original)), small.shape[1::-1], interpolation=cv2.INTER_AREA)
+            assert np.abs(small.astype(int) - reference).mean() < 6  # the same picture, not just the same size
+    image_stream = tmp_path / "one.bin"
+    assert _cli("encode", str(full[0]), str(image_stream), "codec.iterations=2",
+                f"hydra.run.dir={tmp_path / 'hydra'}").returncode == 0
+    result = _cli("decode", str(image_stream), str(tmp_path / "one.png"), "scale=0.25",
+                  f"hydra.run.dir={tmp_path / 'hydra'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert cv2.imread(str(tmp_path / "one.png")).shape == (-(-h // 4), -(-w // 4), 3)
+    result = _cli("decode", str(stream), str(tmp_path / "bad"), "scale=0.3", f"hydra.run.dir={tmp_path / 'hydra'}")
+    assert result.returncode == 2 and "scale=0.3 is not supported; expected one of 1.0, 0.5, 0.25" in result.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 def test_truncated_sequence_names_the_frame(run_dir, tmp_path):
     stream = next((run_dir / "bitstreams").rglob("*.bin"))
     cut = tmp_path / "cut.bin"

@@ -229,3 +229,33 @@ def test_in_loop_filter_feeds_the_reference_and_decodes_bit_for_bit(codecs, fram
     save_restoration(RestorationNet(RestorationConfig(channels=8, depth=3, cond=1)), tmp_path / "one", {})
     with pytest.raises(ValueError, match="expected 2"):
         LoopFilter(tmp_path / "one")
+
+
+def _with_heads(codec: ImageCodec) -> ImageCodec:
+    from test_scaled import _head
+
+    return ImageCodec(codec.model, codec.prior, {f: _head(codec.model, f) for f in (2, 4)})
+
+
+@pytest.mark.parametrize(("scale", "size"), [(0.5, (48, 80)), (0.25, (24, 40))])
+def test_a_sequence_decodes_directly_at_reduced_size(codecs, frames, scale, size):
+    coder = VideoCoder(*(_with_heads(c) for c in codecs), BlockMotion(search=16), mode="mc",
+                       rate=RateControl(quality=20, max_iterations=3))
+    coded, data = _code(coder, frames)
+    small = list(coder.decode(data, scale=scale))
+    assert [name for name, _ in small] == [f"f{i}.png" for i in range(4)]
+    assert all(image.shape == (*size, 3) for _, image in small)
+    # The I-frame is the intra stream decoded at that size; full size still decodes bit for bit.
+    intra = coder.intra.decode(coder.intra.chunks_to_codes(coded[0].record.blobs), scale=scale)
+    assert np.array_equal(small[0][1], np.round((intra[0] + 0.5).permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    for c, (_, image) in zip(coded, coder.decode(data), strict=True):
+        assert np.array_equal(c.decoded, image)
+
+
+def test_reduced_size_needs_heads_and_no_in_loop_filter(codecs, frames):
+    coder = VideoCoder(*codecs, BlockMotion(search=16), mode="mc", rate=RateControl("iterations", iterations=1))
+    _, data = _code(coder, frames[:2])
+    with pytest.raises(ValueError, match="scale=0.5 is not supported; expected one of 1.0$"):
+        next(coder.decode(data, scale=0.5))
+    with pytest.raises(ValueError, match="scale=2.0 is not supported"):
+        next(coder.decode(data, scale=2.0))

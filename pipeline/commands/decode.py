@@ -1,7 +1,9 @@
-"""``python -m pipeline decode IN.bin OUT [codec.decode_iterations=K]``: decode a bitstream by its magic.
+"""``python -m pipeline decode IN.bin OUT [scale=0.5] [codec.decode_iterations=K]``: decode a bitstream by its
+magic.
 
 Image bitstreams (``DCIM``) decode to one image file; sequence containers (``DCVS``) to a folder of PNGs
-with the original frame names. Formats register a handler in ``DECODERS``.
+with the original frame names. ``scale`` 0.5 or 0.25 decodes directly at that size (no full decode, no resize;
+:mod:`codec.scaled`). Formats register a handler in ``DECODERS``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def decode_image(cfg: DictConfig, data: bytes, source: Path, target: Path) -> No
     codec = ImageCodec.load(cfg.codec.weights)
     iterations = cfg.codec.get("decode_iterations")
     try:
-        image = codec.decompress(data, None if iterations is None else int(iterations))
+        image = codec.decompress(data, None if iterations is None else int(iterations), float(cfg.scale))
     except ValueError as err:
         raise ValueError(f"{source}: {err}") from err
     write_image(target, image)
@@ -45,7 +47,7 @@ def decode_sequence(cfg: DictConfig, data: bytes, source: Path, target: Path) ->
     frames = len(container.decode_header(data, str(source))[0].get("names", []))
     count = 0
     with staged_dir(target) as staging, tqdm(total=frames, unit="frame", desc="decode", disable=None) as bar:
-        for name, image in coder.decode(data, str(source)):
+        for name, image in coder.decode(data, str(source), float(cfg.scale)):
             if Path(name).name != name or name in {"", ".", ".."}:
                 raise ValueError(f"{source}: frame name {name!r} is not a plain file name")
             write_image(staging / png_name(name), image)

@@ -61,8 +61,9 @@ def _check_sources(src: DictConfig) -> None:
                                     f"train.sources.{key}=null to train without it")
 
 
-def load_sources(src: DictConfig) -> CropSource:
-    """Read every configured source (each must exist); prints what it loaded."""
+def load_sources(src: DictConfig, exclude: list[str] | None = None) -> CropSource:
+    """Read every configured source (each must exist), leaving out the Cityscapes sequences named in ``exclude``;
+    prints what it loaded."""
     _check_sources(src)
     images: list[np.ndarray] = []
     pairs: list[Pair] = []
@@ -74,6 +75,9 @@ def load_sources(src: DictConfig) -> CropSource:
     if src.get("cityscapes"):
         n = 0
         for seq in sorted(Path(src.cityscapes).glob("seq*")):
+            if seq.name in (exclude or []):
+                log.info("left out %s (held out)", seq.name)
+                continue
             frames = sorted(seq.glob("*.jpg")) + sorted(seq.glob("*.png"))
             if not frames:
                 continue

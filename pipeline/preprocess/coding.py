@@ -24,11 +24,25 @@ class CodecJob:
         self.coder = build_coder(cfg)
         self.flow_score = build_flow_score(cfg)
         self.verify = bool(cfg.preprocess.verify)
+        self.scales = [float(s) for s in cfg.preprocess.frame_scales]
+        for scale in self.scales:
+            self.coder.intra.head(scale)  # a scale without decoder heads fails before any coding
+            self.coder.residual.head(scale)
 
     def __call__(self, sequence: Sequence, stream_path: Path, frames_dir: Path | None,
                  on_frame: Callable[[], None] | None = None) -> dict:
-        from pipeline.video.sequence import code_sequence
+        from pipeline.imageio import write_image
+        from pipeline.preprocess.jobs import frame_subdirs
+        from pipeline.video.sequence import code_sequence, png_name
 
-        result = code_sequence(self.coder, sequence, stream_path, frames_dir, flow_score=self.flow_score,
+        full = frames_dir if 1.0 in self.scales else None
+        result = code_sequence(self.coder, sequence, stream_path, full, flow_score=self.flow_score,
                                verify=self.verify, on_frame=None if on_frame is None else lambda _row: on_frame())
+        if frames_dir is not None:
+            data = stream_path.read_bytes()
+            for scale, subdir in zip(self.scales, frame_subdirs(self.scales), strict=True):
+                if subdir:  # the same stream decoded directly at the smaller size
+                    (frames_dir / subdir).mkdir(parents=True, exist_ok=True)
+                    for name, image in self.coder.decode(data, str(stream_path), scale):
+                        write_image(frames_dir / subdir / png_name(name), image)
         return result.summary()

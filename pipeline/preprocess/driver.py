@@ -68,7 +68,7 @@ def preprocess(cfg: DictConfig, out: str | os.PathLike, factory: CoderFactory = 
         raise ValueError(f"preprocess.workers={workers}: expected 0 (in this process) or more")
     out = Path(out).expanduser().resolve()
     with _locked(out):
-        tasks = plan(instantiate(cfg.dataset), bool(opts.write_frames))
+        tasks = plan(instantiate(cfg.dataset), bool(opts.write_frames), list(opts.frame_scales))
         chash = config_hash(cfg, list(opts.hash_keys))
         manifest = Manifest(out / MANIFEST)
         latest = manifest.latest()

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from codec.scaled import HEAD_NAMES, factor_of
 from pipeline.frames import Sequence
 from pipeline.preprocess.manifest import OK, sha256_file
 from pipeline.video.sequence import png_name
@@ -39,8 +40,22 @@ def sequence_key(relpath: str, name: str) -> str:
     return (rel / name).as_posix()
 
 
-def plan(sequences: Iterable[Sequence], write_frames: bool) -> list[Task]:
-    """One task per sequence, in dataset order; duplicate output names are an error (they would overwrite)."""
+def frame_subdirs(scales: Iterable[float]) -> list[str]:
+    """Where a sequence's frames go within its frame folder for each decode scale: "" (the folder itself) for
+    full size, "half/" and "quarter/" for 0.5 and 0.25; a clear error for any other scale."""
+    subdirs = []
+    for scale in scales:
+        factor = factor_of(scale)
+        subdirs.append("" if factor == 1 else f"{HEAD_NAMES[factor]}/")
+    return subdirs
+
+
+def plan(sequences: Iterable[Sequence], write_frames: bool, frame_scales: Iterable[float] = (1.0,)) -> list[Task]:
+    """One task per sequence, in dataset order; duplicate output names are an error (they would overwrite).
+
+    With ``write_frames`` the decoded frames of every scale in ``frame_scales`` are expected (:func:`frame_subdirs`).
+    """
+    subdirs = frame_subdirs(frame_scales)
     tasks: list[Task] = []
     seen: dict[str, str] = {}
     for index, seq in enumerate(sequences):
@@ -51,7 +66,8 @@ def plan(sequences: Iterable[Sequence], write_frames: bool) -> list[Task]:
         seen[key] = seq.source
         tasks.append(Task(index=index, sequence=key, name=seq.name, relpath=seq.relpath, input=seq.source,
                           frames=len(seq), output=f"{key}.bin", frames_dir=key if write_frames else None,
-                          frame_names=tuple(png_name(n) for n in seq.frame_names) if write_frames else ()))
+                          frame_names=tuple(sub + png_name(n) for sub in subdirs for n in seq.frame_names)
+                          if write_frames else ()))
     return tasks
 
 

@@ -23,6 +23,7 @@ from torch import Tensor
 from codec.bitstream import meta_chunk
 from codec.coder import ImageCodec
 from codec.model import Codes, pad
+from codec.scaled import factor_of, scaled_size
 from pipeline.frames import Frame
 from pipeline.video import container
 from pipeline.video.distortion import block_weights
@@ -38,7 +39,7 @@ GAIN_DECAY = 0.6
 class Motion(Protocol):
     def estimate(self, cur: np.ndarray, ref: np.ndarray, previous: np.ndarray | None = None,
                  rate_lambda: float | None = None) -> np.ndarray: ...
-    def compensate(self, ref: np.ndarray, mv: np.ndarray) -> np.ndarray: ...
+    def compensate(self, ref: np.ndarray, mv: np.ndarray, factor: int = 1) -> np.ndarray: ...
     def encode(self, mv: np.ndarray, frame_shape: tuple[int, ...] | None = None) -> bytes: ...
     def decode(self, data: bytes, frame_shape: tuple[int, ...]) -> np.ndarray: ...
 
@@ -206,12 +207,24 @@ class VideoCoder:
         return self.loop_filter(decoded, codes.counts, kind) if self.loop_filter else decoded
 
     # ---- decoding ------------------------------------------------------------------------------------
-    def decode(self, data: bytes, source: str = "stream") -> Iterator[tuple[str, np.ndarray]]:
-        """Yield (frame name, decoded uint8 frame) for every frame of a sequence container."""
+    def decode(self, data: bytes, source: str = "stream", scale: float = 1.0) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield (frame name, decoded uint8 frame) for every frame of a sequence container.
+
+        ``scale`` 0.5 or 0.25 decodes every frame directly at that size (the models' decoder heads): P-frames
+        are predicted from the previous frame decoded at that size, with the vectors scaled to it. Nothing at
+        that size corrects the prediction, so small differences carry over to the following P-frames until the
+        next I-frame (bench/multires.py measures this drift).
+        """
         header, offset = container.decode_header(data, source)
         self.check_header(header, source)
+        factor = factor_of(scale)
+        if factor > 1 and self.loop_filter is not None:
+            raise ValueError(f"{source}: a stream with an in-loop filter decodes at full size only (scale=1)")
+        for codec in (self.intra, self.residual):
+            codec.head(scale)  # a scale without heads fails before any frame is decoded
         names = header["names"]
-        shape = (header["height"], header["width"], 3)
+        shape = (*scaled_size(header["height"], header["width"], factor), 3)
+        full_shape = (header["height"], header["width"], 3)
         gain = float(header["residual_gain"])
         previous: np.ndarray | None = None
         for record in container.iter_records(data, offset, names, source):
@@ -219,23 +232,24 @@ class VideoCoder:
             try:
                 if record.type == "I":
                     codes = self.intra.chunks_to_codes(record.blobs)
-                    decoded = _to_uint8((self.intra.decode(codes) + 0.5) * 255.0)
+                    decoded = _to_uint8((self.intra.decode(codes, scale=scale) + 0.5) * 255.0)
                 else:
                     if previous is None:
                         raise ValueError("P-frame without a preceding decoded frame")
                     mv_bytes, *chunks = record.blobs
                     if header["mode"] == "mc":
-                        prediction = self.motion.compensate(previous, self.motion.decode(mv_bytes, shape))
+                        prediction = self.motion.compensate(previous, self.motion.decode(mv_bytes, full_shape),
+                                                            factor)
                     else:
                         prediction = previous
                     codes = self.residual.chunks_to_codes(chunks)
                     pred = to_pixels(prediction)
-                    residual = self.residual.decode(codes, cond=self._condition(pred))
+                    residual = self.residual.decode(codes, cond=self._condition(pred), scale=scale)
                     decoded = _to_uint8(pred + residual * (255.0 / gain))
             except ValueError as err:
                 raise ValueError(f"{what}: {err}") from err
             if decoded.shape != shape:
-                raise ValueError(f"{what}: decoded size {decoded.shape} differs from the header's {shape}")
+                raise ValueError(f"{what}: decoded size {decoded.shape}, expected {shape} from the header")
             decoded = self._filter(decoded, codes, record.type)
             previous = decoded
             yield names[record.index], decoded
