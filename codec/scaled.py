@@ -61,7 +61,7 @@ class ScaledHead(nn.Module):
             self._start_from(third)
         self.cond = None
         if model.config.condition:
-            self.cond = nn.Conv2d(3 * (4 // config.factor) ** 2, in_ch, 1, bias=False)
+            self.cond = nn.Conv2d(3 * self.depth**2, in_ch, 1, bias=False)
             nn.init.zeros_(self.cond.weight)
 
     @torch.no_grad()
@@ -79,12 +79,9 @@ class ScaledHead(nn.Module):
         if self.cond is not None:
             if cond is None:
                 raise ValueError("this head belongs to a conditional model: it needs the condition image")
-            x = x + self.cond(F.pixel_unshuffle(cond, 4 // self.factor) if self.factor < 4 else cond)
+            x = x + self.cond(F.pixel_unshuffle(cond, self.depth))
         x, state = self.cell(x, state)
-        out = self.out(x)
-        if self.depth > 1:
-            out = F.pixel_shuffle(out, self.depth)
-        return torch.tanh(out) * 0.5, state
+        return torch.tanh(F.pixel_shuffle(self.out(x), self.depth)) * 0.5, state
 
 
 def factor_of(scale: float, available: dict[int, ScaledHead] | None = None) -> int:
@@ -134,4 +131,4 @@ def load_heads(stem: str | Path, model: RNNCodec) -> dict[int, ScaledHead]:
 
 def area_downscale(x: Tensor, factor: int) -> Tensor:
     """(B, C, H, W) -> (B, C, H/f, W/f) mean of each f x f cell (H, W divisible by f; as cv2.INTER_AREA)."""
-    return x if factor == 1 else torch.nn.functional.avg_pool2d(x, factor)
+    return x if factor == 1 else F.avg_pool2d(x, factor)

@@ -23,7 +23,7 @@ from atomic import write_bytes
 from codec.data import CropSource
 from codec.model import RNNCodec
 from codec.restoration_train import RestorationTrainConfig, fit, start
-from codec.scaled import HEAD_NAMES, TRUNK, HeadConfig, ScaledHead, area_downscale, head_stem, load_head, save_head
+from codec.scaled import TRUNK, HeadConfig, ScaledHead, area_downscale, head_stem, load_head, save_head
 
 
 @dataclass
@@ -106,9 +106,6 @@ def train_heads(model: RNNCodec, heads: HeadSet, source: CropSource, cfg: Restor
     ``last.half`` / ``last.quarter``). Each coded batch serves ``reuse`` steps: coding it (the whole model, every
     iteration) costs many times a head's step. Returns that stem."""
     model.eval().requires_grad_(False)
-    for factor in heads.factors:
-        if factor not in HEAD_NAMES:
-            raise ValueError(f"head factor {factor} is not supported; expected one of {sorted(HEAD_NAMES)}")
 
     def build(spec: HeadSet) -> nn.ModuleDict:
         return nn.ModuleDict({str(f): ScaledHead(model, HeadConfig(f, hidden=spec.hidden))

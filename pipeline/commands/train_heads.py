@@ -5,6 +5,7 @@ the heads are written as ``STEM.half`` / ``STEM.quarter`` with their recipe.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import fields
 
@@ -32,8 +33,9 @@ def main(cfg: DictConfig, args: list[str]) -> int:
             "sources": OmegaConf.to_container(hc.sources, resolve=True), "exclude": list(hc.exclude)}
     last = train_heads(model, heads, source, train_cfg, int(hc.iterations), hc.out_dir, meta, gain, int(hc.reuse))
     if hc.get("export"):
+        progress = json.loads(last.with_name(last.name + ".json").read_text())  # step, seconds, train settings
+        recipe = {**progress, "config": OmegaConf.to_container(cfg.heads, resolve=True)}
         for factor in heads.factors:
             head = load_head(head_stem(last, factor), model)
-            log.info("exported %s", save_head(head, model, head_stem(hc.export, factor),
-                                              OmegaConf.to_container(cfg.heads, resolve=True)))
+            log.info("exported %s", save_head(head, model, head_stem(hc.export, factor), recipe))
     return 0

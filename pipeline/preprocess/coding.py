@@ -26,8 +26,7 @@ class CodecJob:
         self.verify = bool(cfg.preprocess.verify)
         self.scales = [float(s) for s in cfg.preprocess.frame_scales]
         for scale in self.scales:
-            self.coder.intra.head(scale)  # a scale without decoder heads fails before any coding
-            self.coder.residual.head(scale)
+            self.coder.check_scale(scale)  # fails before any coding
 
     def __call__(self, sequence: Sequence, stream_path: Path, frames_dir: Path | None,
                  on_frame: Callable[[], None] | None = None) -> dict:

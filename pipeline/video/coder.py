@@ -207,6 +207,16 @@ class VideoCoder:
         return self.loop_filter(decoded, codes.counts, kind) if self.loop_filter else decoded
 
     # ---- decoding ------------------------------------------------------------------------------------
+    def check_scale(self, scale: float) -> int:
+        """The size divisor of decoding at ``scale``; an error, before any frame is decoded, for a scale the
+        models have no decoder heads for, or any scale but 1 with an in-loop filter."""
+        factor = factor_of(scale)
+        for codec in (self.intra, self.residual):
+            codec.head(scale)
+        if factor > 1 and self.loop_filter is not None:
+            raise ValueError("a stream with an in-loop filter decodes at full size only (scale=1)")
+        return factor
+
     def decode(self, data: bytes, source: str = "stream", scale: float = 1.0) -> Iterator[tuple[str, np.ndarray]]:
         """Yield (frame name, decoded uint8 frame) for every frame of a sequence container.
 
@@ -217,11 +227,10 @@ class VideoCoder:
         """
         header, offset = container.decode_header(data, source)
         self.check_header(header, source)
-        factor = factor_of(scale)
-        if factor > 1 and self.loop_filter is not None:
-            raise ValueError(f"{source}: a stream with an in-loop filter decodes at full size only (scale=1)")
-        for codec in (self.intra, self.residual):
-            codec.head(scale)  # a scale without heads fails before any frame is decoded
+        try:
+            factor = self.check_scale(scale)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from err
         names = header["names"]
         shape = (*scaled_size(header["height"], header["width"], factor), 3)
         full_shape = (header["height"], header["width"], 3)
