@@ -40,7 +40,7 @@ from codec.scaled import scaled_size
 from codec.zoo import WEIGHTS_DIR
 from pipeline.datasets import FolderDataset
 from pipeline.frames import Frame
-from pipeline.image_quality import msssim, psnr
+from pipeline.image_quality import MSSSIM_MIN_SIDE, msssim, psnr
 from pipeline.imageio import read_image
 from pipeline.paths import CONF_DIR, REPO_DIR
 from pipeline.video import container
@@ -68,6 +68,11 @@ def held_out_images() -> list[np.ndarray]:
     return [read_image(p) for p in paths]
 
 
+def _prefix_bits(chunks: list[bytes]) -> np.ndarray:
+    """Bits of a stream cut after each iteration: its meta chunk plus the iteration chunks so far."""
+    return np.cumsum([8 * len(c) for c in chunks[1:]]) + 8 * len(chunks[0])
+
+
 def _bits_for(psnrs: np.ndarray, bits: np.ndarray, target: float) -> float:
     """Bits a stream needs for ``target`` dB on its (PSNR, bits) curve, log-linear; below the curve its first
     iteration's bits (it needs at least those); NaN above it."""
@@ -86,27 +91,26 @@ def images(args: argparse.Namespace) -> int:
     pictures = held_out_images()
     for image in pictures:
         codes = codec.encode(to_tensor(image), n)
-        chunks = codec.codes_to_chunks(codes)
-        cumulative = np.cumsum([8 * len(c) for c in chunks[1:]]) + 8 * len(chunks[0])
+        cumulative = _prefix_bits(codec.codes_to_chunks(codes))
         bpp += cumulative / (image.shape[0] * image.shape[1])
         full = [to_image(x) for x in codec.model.iter_decode(codes)]
         for factor in SCALES.values():
             target = downscale(image, factor)
             small_codes = codec.encode(to_tensor(target), n)  # the second stream this decode makes unnecessary
-            small_chunks = codec.codes_to_chunks(small_codes)
-            small_bits = np.cumsum([8 * len(c) for c in small_chunks[1:]]) + 8 * len(small_chunks[0])
+            small_bits = _prefix_bits(codec.codes_to_chunks(small_codes))
             small_psnr = np.maximum.accumulate([psnr(target, to_image(x))
                                                 for x in codec.model.iter_decode(small_codes)])
             direct = codec.model.iter_decode(codes, head=codec.heads[factor])
             for t, (x, reference) in enumerate(zip(direct, full, strict=True)):
                 row, decoded, ref = rows[factor], to_image(x), downscale(reference, factor)
-                row["psnr"][t] += psnr(target, decoded)
+                quality = psnr(target, decoded)
+                row["psnr"][t] += quality
                 row["psnr_ref"][t] += psnr(target, ref)
-                if min(target.shape[:2]) >= 161:
+                if min(target.shape[:2]) >= MSSSIM_MIN_SIDE:
                     row["ms"][t] += msssim(target, decoded)
                     row["ms_ref"][t] += msssim(target, ref)
                     row["ms_count"][t] += 1
-                saved = _bits_for(small_psnr, small_bits, psnr(target, decoded))
+                saved = _bits_for(small_psnr, small_bits, quality)
                 if np.isfinite(saved):
                     row["saved"][t] += saved / cumulative[t]
                     row["saved_n"][t] += 1
@@ -128,7 +132,7 @@ def images(args: argparse.Namespace) -> int:
              f"stream coded at the small size needs for the direct decode's PSNR, as a share of the full-size "
              f"stream's bits (what the direct decode saves; at least the second stream's first iteration; n/a where "
              f"the direct decode beats its last one; in brackets the images counted). MS-SSIM over the images at "
-             f"least 161 px high at that size. Load average {os.getloadavg()[0]:.1f}.", ""]
+             f"least {MSSSIM_MIN_SIDE} px high at that size. Load average {os.getloadavg()[0]:.1f}.", ""]
     for scale, factor in SCALES.items():
         row = rows[factor]
         lines += [f"Scale {scale}:", "",

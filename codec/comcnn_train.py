@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from codec.comcnn import ComCNNConfig, CompactSystem, from_uint8, load_system, save_system, to_uint8
-from codec.restoration_train import RestorationTrainConfig, fit, start
+from codec.restoration_train import FitConfig, fit, start
 
 ImageCodecFn = Callable[[np.ndarray, int], np.ndarray]
 
@@ -31,7 +31,7 @@ def crops(images: list[np.ndarray], rng: np.random.Generator, batch: int, crop: 
 
 
 def train_comcnn(config: ComCNNConfig, images: list[np.ndarray], codec: ImageCodecFn, qualities: list[int],
-                 cond_scale: float, cfg: RestorationTrainConfig, out_dir: str | Path, meta: dict) -> Path:
+                 cond_scale: float, cfg: FitConfig, out_dir: str | Path, meta: dict) -> Path:
     """Train (or resume) into ``out_dir``; returns the last checkpoint's stem. ``crop`` must be even."""
     if cfg.crop % 2:
         raise ValueError(f"comcnn crops must be even, got {cfg.crop}")

@@ -28,8 +28,9 @@ from codec.train import lr_at, progress
 
 
 @dataclass
-class RestorationTrainConfig:
-    """Defaults live in ``conf/restore/*.yaml``."""
+class FitConfig:
+    """The settings of :func:`fit` (restoration nets, ComCNN, decoder heads); defaults live in ``conf/restore/*.yaml``
+    and ``conf/heads/*.yaml``."""
 
     steps: int
     batch: int
@@ -72,7 +73,7 @@ def sample(triples: list[Triple], rng: np.random.Generator, batch: int,
     return frames(decoded), frames(original), torch.from_numpy(np.stack(conds).astype(np.float32))
 
 
-def train_restoration(net_config: RestorationConfig, triples: list[Triple], cfg: RestorationTrainConfig,
+def train_restoration(net_config: RestorationConfig, triples: list[Triple], cfg: FitConfig,
                       out_dir: str | Path, meta: dict, init: dict[str, torch.Tensor] | None = None) -> Path:
     """Train (or resume) into ``out_dir``, a new run from the weights ``init`` when given; ``meta`` (e.g. how
     the conditioning is computed) goes into every checkpoint's JSON. Returns the last checkpoint's stem."""
@@ -110,7 +111,7 @@ def start(last: Path, load: Callable[[Path], tuple[nn.Module, dict]], key: str, 
 
 
 def fit(net: nn.Module, batch_loss: Callable[[np.random.Generator], tuple[torch.Tensor, float]],
-        cfg: RestorationTrainConfig, last: Path, save: Callable[[nn.Module, Path, dict], object], meta: dict,
+        cfg: FitConfig, last: Path, save: Callable[[nn.Module, Path, dict], object], meta: dict,
         step: int = 0, seconds: float = 0.0) -> None:
     """Adam on ``batch_loss(rng)`` -> (loss, the unrestored baseline for the log) from ``step`` on, checkpoints
     ``save(net, last, meta + progress)`` with the optimizer beside them, until the step or time budget ends."""

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from atomic import write_bytes
 from codec.data import CropSource
 from codec.model import RNNCodec
-from codec.restoration_train import RestorationTrainConfig, fit, start
+from codec.restoration_train import FitConfig, fit, start
 from codec.scaled import TRUNK, HeadConfig, ScaledHead, area_downscale, head_stem, load_head, save_head
 
 
@@ -100,7 +100,7 @@ class HeadSet:
     hidden: int
 
 
-def train_heads(model: RNNCodec, heads: HeadSet, source: CropSource, cfg: RestorationTrainConfig, iterations: int,
+def train_heads(model: RNNCodec, heads: HeadSet, source: CropSource, cfg: FitConfig, iterations: int,
                 out_dir: str | Path, meta: dict, residual_gain: float | None = None, reuse: int = 1) -> Path:
     """Train (or resume) ``heads`` on ``model``'s frozen trunk into ``out_dir/last`` (``last.json`` and each head as
     ``last.half`` / ``last.quarter``). Each coded batch serves ``reuse`` steps: coding it (the whole model, every

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from codec.restoration import RestorationConfig, RestorationNet, load_restoration, restore, save_restoration
-from codec.restoration_train import RestorationTrainConfig, Triple, sample, train_restoration
+from codec.restoration_train import FitConfig, Triple, sample, train_restoration
 from pipeline.evaluation.image_codecs import OpenCVImageCodec
 from pipeline.evaluation.restored import RestoredCodec
 
@@ -71,10 +71,10 @@ def test_crops_keep_conditioning_blocks_aligned():
 def test_training_learns_to_reduce_jpeg_error_and_resumes(tmp_path):
     frames = [_frame(96, 96, seed) for seed in range(4)]
     triples = [Triple(_jpeg(f, 10), f, np.full((1, 1, 1), 0.1, np.float32)) for f in frames]
-    cfg = RestorationTrainConfig(steps=150, batch=8, crop=48, lr=2e-3, lr_min=1e-4, max_minutes=None,
+    cfg = FitConfig(steps=150, batch=8, crop=48, lr=2e-3, lr_min=1e-4, max_minutes=None,
                                  checkpoint_every=50, seed=0, threads=1)
     config = RestorationConfig(channels=16, depth=4, cond=1)
-    train_restoration(config, triples, RestorationTrainConfig(**{**cfg.__dict__, "steps": 100}), tmp_path, {})
+    train_restoration(config, triples, FitConfig(**{**cfg.__dict__, "steps": 100}), tmp_path, {})
     last = train_restoration(config, triples, cfg, tmp_path, {"codec": "jpeg"})  # resumes at step 100
     net, meta = load_restoration(last)
     assert meta["step"] == 150 and meta["codec"] == "jpeg"
@@ -132,7 +132,7 @@ def test_comcnn_training_beats_downscale_codec_upscale_at_the_same_quality(tmp_p
     from pipeline.commands.train_filter import jpeg_roundtrip
 
     images = [_frame(96, 96, seed) for seed in range(4)]
-    cfg = RestorationTrainConfig(steps=120, batch=8, crop=48, lr=2e-3, lr_min=1e-4, max_minutes=None,
+    cfg = FitConfig(steps=120, batch=8, crop=48, lr=2e-3, lr_min=1e-4, max_minutes=None,
                                  checkpoint_every=60, seed=0, threads=1)
     config = ComCNNConfig(channels=8, depth=3, rec=RestorationConfig(channels=16, depth=4, cond=1))
     last = train_comcnn(config, images, jpeg_roundtrip, [20, 40], 0.01, cfg, tmp_path, {"codec": "jpeg"})
@@ -172,7 +172,7 @@ def test_training_can_start_from_given_weights(tmp_path):
     config = RestorationConfig(channels=8, depth=3, cond=1)
     start_net = RestorationNet(config)
     torch.nn.init.constant_(start_net.body[-1].bias, 0.01)
-    cfg = RestorationTrainConfig(steps=1, batch=2, crop=48, lr=1e-9, lr_min=1e-9, max_minutes=None,
+    cfg = FitConfig(steps=1, batch=2, crop=48, lr=1e-9, lr_min=1e-9, max_minutes=None,
                                  checkpoint_every=1, seed=0, threads=1)
     net, _ = load_restoration(train_restoration(config, triples, cfg, tmp_path, {}, init=start_net.state_dict()))
     assert torch.allclose(net.body[-1].bias, torch.full_like(net.body[-1].bias, 0.01), atol=1e-6)

@@ -9,7 +9,7 @@ import torch
 from codec.coder import ImageCodec, to_tensor
 from codec.data import CropSource
 from codec.model import ModelConfig, RNNCodec
-from codec.restoration_train import RestorationTrainConfig
+from codec.restoration_train import FitConfig
 from codec.scaled import HeadConfig, ScaledHead, factor_of, head_stem, load_head, load_heads, save_head
 from codec.scaled_train import HeadSet, code_batch, head_loss, train_heads
 
@@ -94,10 +94,10 @@ def test_training_closes_the_gap_to_full_decode_then_downscale_and_resumes(tmp_p
     rng = np.random.default_rng(0)  # blocks of flat colour: what a random model's bits can tell apart
     images = [cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (128, 128),
                          interpolation=cv2.INTER_NEAREST) for _ in range(8)]
-    cfg = RestorationTrainConfig(steps=150, batch=4, crop=64, lr=1e-2, lr_min=1e-3, max_minutes=None,
+    cfg = FitConfig(steps=150, batch=4, crop=64, lr=1e-2, lr_min=1e-3, max_minutes=None,
                                  checkpoint_every=20, seed=0, threads=1)
     heads = HeadSet(factors=[2, 4], hidden=model.dec_rnn[2].hidden)  # starts from the model's layer
-    train_heads(model, heads, CropSource(images), RestorationTrainConfig(**{**cfg.__dict__, "steps": 20}), 2,
+    train_heads(model, heads, CropSource(images), FitConfig(**{**cfg.__dict__, "steps": 20}), 2,
                 tmp_path, {"model": "test"})
     last = train_heads(model, heads, CropSource(images), cfg, 2, tmp_path, {"model": "test"}, reuse=3)  # resumes
     assert (tmp_path / "log.csv").read_text().count("\n") == 151  # header + 150 steps, none twice

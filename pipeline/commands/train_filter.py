@@ -27,7 +27,7 @@ from atomic import staged_dir, write_bytes
 from codec.comcnn import ComCNNConfig, compact_frame, load_system, save_system, upscale_frame
 from codec.comcnn_train import train_comcnn
 from codec.restoration import RestorationConfig, load_restoration, save_restoration
-from codec.restoration_train import RestorationTrainConfig, Triple, train_restoration
+from codec.restoration_train import FitConfig, Triple, train_restoration
 from pipeline.datasets import FolderDataset, VideoDataset
 
 log = logging.getLogger("drivecodec.train_filter")
@@ -99,7 +99,7 @@ def train_compact_system(cfg: DictConfig) -> int:
     rc = cfg.restore
     images = [frames[i] for _, frames in sequences(rc) for i in range(0, len(frames), rc.every)]
     log.info("%d training frames", len(images))
-    train_cfg = RestorationTrainConfig(**{f.name: rc.train[f.name] for f in fields(RestorationTrainConfig)})
+    train_cfg = FitConfig(**{f.name: rc.train[f.name] for f in fields(FitConfig)})
     config = ComCNNConfig(**OmegaConf.to_container(rc.net, resolve=True))
     meta = {"codec": rc.codec, "cond_scale": rc.cond_scale}
     last = train_comcnn(config, images, jpeg_roundtrip, list(rc.points), rc.cond_scale, train_cfg, rc.out_dir, meta)
@@ -123,7 +123,7 @@ def main(cfg: DictConfig, args: list[str]) -> int:
         with np.load(path) as arrays:
             triples.append(Triple(arrays["decoded"], arrays["original"], arrays["cond"]))
     log.info("%d training triples from %s", len(triples), data)
-    train_cfg = RestorationTrainConfig(**{f.name: rc.train[f.name] for f in fields(RestorationTrainConfig)})
+    train_cfg = FitConfig(**{f.name: rc.train[f.name] for f in fields(FitConfig)})
     meta = {"codec": rc.codec, "cond_scale": rc.cond_scale}
     if rc.get("kind") == "comcnn_rec":  # RecCNN fine-tuned from the system's; ComCNN kept
         system, _ = load_system(rc.system)

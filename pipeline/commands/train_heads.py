@@ -11,7 +11,7 @@ from dataclasses import fields
 
 from omegaconf import DictConfig, OmegaConf
 
-from codec.restoration_train import RestorationTrainConfig
+from codec.restoration_train import FitConfig
 from codec.scaled import head_stem, load_head, save_head
 from codec.scaled_train import HeadSet, train_heads
 from codec.zoo import load_model
@@ -26,7 +26,7 @@ def main(cfg: DictConfig, args: list[str]) -> int:
     hc = cfg.heads
     model = load_model(hc.model)
     source = load_sources(hc.sources, list(hc.exclude))
-    train_cfg = RestorationTrainConfig(**{f.name: hc.train[f.name] for f in fields(RestorationTrainConfig)})
+    train_cfg = FitConfig(**{f.name: hc.train[f.name] for f in fields(FitConfig)})
     heads = HeadSet(factors=[int(f) for f in hc.factors], hidden=int(hc.hidden))
     gain = None if hc.residual_gain is None else float(hc.residual_gain)
     meta = {"model": str(hc.model), "iterations": int(hc.iterations), "residual_gain": gain, "reuse": int(hc.reuse),
