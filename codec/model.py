@@ -144,21 +144,24 @@ class RNNCodec(nn.Module):
         if head is not None:
             out, s = head(x, state[layers], cond)
             return out, [*new_state, s]
+        x = F.pixel_shuffle(x, 2)
         if cond is not None:
             x = x + self.dec_cond[1](cond)
         return torch.tanh(self.dec_out(x)) * 0.5, new_state
 
     def decode_trunk(self, bits: Tensor, state: list, cond: Tensor | None = None) -> tuple[Tensor, list]:
-        """The first ``len(state)`` recurrent decoder layers, each followed by depth-to-space: (B, 32, h, w) bits ->
-        (B, C, h * 2 ** k, w * 2 ** k) features for k layers, and their new states (``cond``: see decode_step)."""
+        """The first k = ``len(state)`` recurrent decoder layers, each but the last followed by depth-to-space:
+        (B, 32, h, w) bits -> the k-th layer's output (B, C, h * 2 ** (k - 1), w * 2 ** (k - 1)) and the layers' new
+        states (``cond``: see decode_step)."""
         x = self.dec_conv(bits)
         new_state = []
         for i, s in enumerate(state):
+            if i:
+                x = F.pixel_shuffle(x, 2)
             if cond is not None and i == len(self.dec_rnn) - 1:
                 x = x + self.dec_cond[0](cond)
             x, s = self.dec_rnn[i](x, s)
             new_state.append(s)
-            x = F.pixel_shuffle(x, 2)
         return x, new_state
 
     def _check_cond(self, cond: Tensor | None, x: Tensor) -> None:

@@ -96,7 +96,7 @@ def test_training_closes_the_gap_to_full_decode_then_downscale_and_resumes(tmp_p
                          interpolation=cv2.INTER_NEAREST) for _ in range(8)]
     cfg = FitConfig(steps=150, batch=4, crop=64, lr=1e-2, lr_min=1e-3, max_minutes=None,
                                  checkpoint_every=20, seed=0, threads=1)
-    heads = HeadSet(factors=[2, 4], hidden=model.dec_rnn[2].hidden)  # starts from the model's layer
+    heads = HeadSet(factors=[2, 4], hidden=16)
     train_heads(model, heads, CropSource(images), FitConfig(**{**cfg.__dict__, "steps": 20}), 2,
                 tmp_path, {"model": "test"})
     last = train_heads(model, heads, CropSource(images), cfg, 2, tmp_path, {"model": "test"}, reuse=3)  # resumes
@@ -108,16 +108,22 @@ def test_training_closes_the_gap_to_full_decode_then_downscale_and_resumes(tmp_p
     with torch.no_grad():
         before, baseline = head_loss(model, fresh, coded)
         after, _ = head_loss(model, trained, coded)
-    assert float(after) < float(before) - 0.2  # log squared error: 18 % less error or better (measured: 25 %)
-    assert baseline < float(before)
+    # log squared error: a random model's full decode is barely better than grey (the new head's zeros); the
+    # trained head beats both by 8 % of squared error or more (measured: 11 %)
+    assert float(after) < min(float(before), baseline) - 0.08
     with pytest.raises(ValueError, match="another out_dir"):
         train_heads(model, HeadSet(factors=[2], hidden=8), CropSource(images), cfg, 2, tmp_path, {})
 
 
-def test_a_new_head_starts_from_the_models_third_decoder_layer():
+def test_a_head_reads_the_full_decoders_own_third_layer_and_starts_silent():
     model = _model()
-    third = model.dec_rnn[2]
-    head = ScaledHead(model, HeadConfig(2, hidden=third.hidden))
-    assert torch.equal(head.cell.conv_x.weight, third.conv_x.weight)
-    assert torch.equal(head.cell.conv_h.weight[..., 0, 0], third.conv_h.weight[..., 1, 1])
-    assert torch.count_nonzero(head.out.weight) == 0  # outputs zeros until trained
+    seen = []
+    hook = model.dec_rnn[2].register_forward_hook(lambda _m, _i, out: seen.append(out[0]))
+    bits = torch.randn(1, model.config.bits, 4, 6).sign()
+    with torch.no_grad():
+        model.decode_step(bits, None)
+        hook.remove()
+        features, _ = model.decode_trunk(bits, [None] * ScaledHead.trunk)
+        out, _ = ScaledHead(model, HeadConfig(2))(features, None)
+    assert torch.equal(features, seen[0])  # (1, C, 16, 24): the exact trunk, at H/4
+    assert out.shape == (1, 3, 32, 48) and torch.count_nonzero(out) == 0  # outputs zeros until trained

@@ -6,6 +6,7 @@ code below and update the values (and say so in the commit).
 
 from pathlib import Path
 
+import cv2
 import pytest
 
 from codec.coder import ImageCodec
@@ -14,6 +15,7 @@ from flow.motion import BlockMotion
 from pipeline.frames import Frame
 from pipeline.image_quality import psnr
 from pipeline.imageio import read_image
+from pipeline.video import container
 from pipeline.video.coder import VideoCoder
 from pipeline.video.rate import RateControl
 
@@ -24,6 +26,10 @@ TOLERANCE_DB = 0.3  # thread counts and CPUs change a few pixels by a level; a w
 # stage R2 gave 25.98 dB, the unconditional model before it 25.52 dB).
 INTRA_PSNR = {2: 24.78, 4: 27.05}  # first sample frame, image codec
 P_FRAME_PSNR = 26.14  # second sample frame, mode=mc, 2 iterations per coded block after a 2-iteration I-frame
+# The decoder heads (issue 17), same frames and settings, decoded directly at the reduced size, against the
+# INTER_AREA-downscaled original.
+INTRA_HEAD_PSNR = {0.5: 30.49, 0.25: 36.61}
+P_FRAME_HEAD_PSNR = {0.5: 28.50, 0.25: 32.10}
 
 
 @pytest.mark.parametrize("iterations", sorted(INTRA_PSNR))
@@ -40,3 +46,28 @@ def test_residual_weights_keep_their_quality() -> None:
                        BlockMotion(), rate=RateControl("iterations", iterations=2, skip=False))
     coded = list(coder.encode(Frame(f, p.name, i) for i, (f, p) in enumerate(zip(frames, FRAMES, strict=True))))
     assert psnr(frames[1], coded[1].decoded) == pytest.approx(P_FRAME_PSNR, abs=TOLERANCE_DB)
+
+
+def _downscaled(image, like):
+    return cv2.resize(image, like.shape[1::-1], interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("scale", sorted(INTRA_HEAD_PSNR))
+def test_intra_heads_keep_their_quality(scale: float) -> None:
+    image = read_image(FRAMES[0])
+    codec = ImageCodec.load(WEIGHTS_DIR / "intra")
+    small = codec.decompress(codec.compress(image, 4), scale=scale)
+    assert psnr(_downscaled(image, small), small) == pytest.approx(INTRA_HEAD_PSNR[scale], abs=TOLERANCE_DB)
+
+
+@pytest.mark.parametrize("scale", sorted(P_FRAME_HEAD_PSNR))
+def test_residual_heads_keep_their_quality(scale: float) -> None:
+    frames = [read_image(f) for f in FRAMES]
+    coder = VideoCoder(ImageCodec.load(WEIGHTS_DIR / "intra"), ImageCodec.load(WEIGHTS_DIR / "residual"),
+                       BlockMotion(), rate=RateControl("iterations", iterations=2, skip=False))
+    names = [p.name for p in FRAMES]
+    coded = list(coder.encode(Frame(f, n, i) for i, (f, n) in enumerate(zip(frames, names, strict=True))))
+    data = container.encode_header(coder.header(names, *frames[0].shape[:2]))
+    data += b"".join(container.encode_record(c.record) for c in coded)
+    small = [image for _, image in coder.decode(data, scale=scale)][1]
+    assert psnr(_downscaled(frames[1], small), small) == pytest.approx(P_FRAME_HEAD_PSNR[scale], abs=TOLERANCE_DB)
