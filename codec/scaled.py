@@ -1,13 +1,13 @@
 """Decoding one bitstream at 1/2 or 1/4 size: a light head in place of the decoder's most expensive layer.
 
 The decoder grows its output by recurrent layers, each followed by depth-to-space (H/16 -> H/8 -> H/4 -> H/2
--> H); the last one, at H/2, takes about 60 % of a full decode's time and produces detail that a downscale to
-1/2 or 1/4 size averages away. A head keeps the first three layers exactly (their recurrent state carries
-everything the bits said so far) and replaces the last one and the output convolution by two convolutions at
-H/4 (1x1 + ReLU, 3x3), then depth-to-space to H/2 for half size: the same bits give the smaller image for about
-37 % of a full decode's work. Encoder and bitstream are untouched; a head is trained against the area-downscaled
-original with the trunk frozen (:mod:`codec.scaled_train`). Shipped beside its model as ``NAME.half`` and
-``NAME.quarter``.
+-> H); the last one, at H/2, takes about 60 % of a full decode's time. A head keeps the first three layers
+exactly (their recurrent state carries everything the bits said so far) and replaces the last one and the output
+convolution by two convolutions at H/4 (1x1 + ReLU, 3x3), then depth-to-space to H/2 for half size: the same
+bits give the smaller image in about a third of the time of a full decode plus resize (bench/multires.py; at
+high rates it falls short of that decode's detail). Encoder and bitstream are untouched; a head is trained
+against the area-downscaled original with the trunk frozen (:mod:`codec.scaled_train`). Shipped beside its
+model as ``NAME.half`` and ``NAME.quarter``.
 """
 
 from __future__ import annotations
