@@ -139,11 +139,9 @@ class RNNCodec(nn.Module):
         the output is then (B, 3, 16h / f, 16w / f), f = ``head.factor``, and ``cond`` is at that size.
         """
         layers = head.trunk if head is not None else len(self.dec_rnn)
-        state = state or [None] * (layers + (head is not None))
-        x, new_state = self.decode_trunk(bits, state[:layers], None if head is not None else cond)
+        x, new_state = self.decode_trunk(bits, state or [None] * layers, None if head is not None else cond)
         if head is not None:
-            out, s = head(x, state[layers], cond)
-            return out, [*new_state, s]
+            return head(x, cond), new_state
         x = F.pixel_shuffle(x, 2)
         if cond is not None:
             x = x + self.dec_cond[1](cond)

@@ -64,13 +64,13 @@ class ScaledHead(nn.Module):
             self.cond = nn.Conv2d(3 * self.depth**2, in_ch, 1, bias=False)
             nn.init.zeros_(self.cond.weight)
 
-    def forward(self, x: Tensor, state: Any, cond: Tensor | None = None) -> tuple[Tensor, Any]:
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         if self.cond is not None:
             if cond is None:
                 raise ValueError("this head belongs to a conditional model: it needs the condition image")
             x = x + self.cond(F.pixel_unshuffle(cond, self.depth))
         out = self.out(F.relu(self.mix(x)))
-        return torch.tanh(F.pixel_shuffle(out, self.depth)) * 0.5, None
+        return torch.tanh(F.pixel_shuffle(out, self.depth)) * 0.5
 
 
 def factor_of(scale: float, available: dict[int, ScaledHead] | None = None) -> int:

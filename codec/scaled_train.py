@@ -84,10 +84,9 @@ def head_loss(model: RNNCodec, heads: nn.ModuleDict, coded: CodedBatch) -> tuple
         factor = int(key)
         target = area_downscale(coded.frame, factor)
         cond = area_downscale(coded.prediction, factor) - 0.5 if coded.condition else None
-        state, recon = None, None
+        recon = None
         for t, feature in enumerate(coded.features):
-            out, state = head(feature, state, cond)
-            recon = model.update(t, recon, out)
+            recon = model.update(t, recon, head(feature, cond))
             losses.append(torch.log(F.mse_loss(coded.to_frame(recon, factor), target) + 1e-10))
     return torch.stack(losses).mean(), float(np.mean([coded.baselines[int(k)] for k in heads]))
 

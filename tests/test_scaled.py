@@ -124,6 +124,6 @@ def test_a_head_reads_the_full_decoders_own_third_layer_and_starts_silent():
         model.decode_step(bits, None)
         hook.remove()
         features, _ = model.decode_trunk(bits, [None] * ScaledHead.trunk)
-        out, _ = ScaledHead(model, HeadConfig(2))(features, None)
+        out = ScaledHead(model, HeadConfig(2))(features)
     assert torch.equal(features, seen[0])  # (1, C, 16, 24): the exact trunk, at H/4
     assert out.shape == (1, 3, 32, 48) and torch.count_nonzero(out) == 0  # outputs zeros until trained
