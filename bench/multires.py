@@ -12,10 +12,11 @@ PSNR and MS-SSIM against the area-downscaled original of the direct decode and o
 what decoding at reduced size saves against storing that second stream. Decode times on the 2048x1024 frames, same run.
 
 ``sequence``: one shared Cityscapes sequence (2048x1024 source, no head's training read it) coded with the
-default rate control (``key=value`` overrides the coder config), then decoded in full and directly at 1/2
-and 1/4 size: per-frame quality of both against the downscaled original (the drift curve over the GOP) and the
-decode times (full decode + resize against direct decode), and the drift without the sharpened sampling of the
-reduced reference (``motion.reduced_sharpen``) for comparison.
+default rate control (``key=value`` overrides the coder config), then decoded in full and directly at 1/2 and
+1/4 size (the 1/2 loop, area-downscaled: ``LOOP_FACTOR`` in pipeline/video/coder.py): per-frame quality of both
+against the downscaled original (the drift curve over the GOP) and the decode times (full decode + resize
+against direct decode), and the drift without the sharpened sampling of the reduced reference
+(``motion.reduced_sharpen``) for comparison.
 
 ``sharpen``: how ``motion.reduced_sharpen`` was chosen, on a training sequence. The sequence is coded once; then
 the reduced-size loop runs with the coder's own residuals, area-downscaled (so only the prediction differs),
@@ -185,7 +186,8 @@ def sequence(args: argparse.Namespace) -> int:
     lines = [f"`{args.sequence}` ({len(originals)} frames, {originals[0].shape[1]}x{originals[0].shape[0]}, one GOP; "
              f"no head's training read it), coded once with the default coder (rate.quality "
              f"{cfg.rate.quality}, mode {cfg.mode}): {bpp:.4f} bpp, encode {encode_s:.0f} s. Each frame decoded "
-             f"directly at the small size (*direct*, P-frames predicted from the previous small frame) and in full, "
+             f"directly at the small size (*direct*, P-frames predicted from the previous small frame; at 1/4 the "
+             f"1/2 loop, area-downscaled) and in full, "
              f"then INTER_AREA (*full+down*); both against the downscaled original. Load average "
              f"{os.getloadavg()[0]:.1f}, {torch.get_num_threads()} torch threads.", "",
              "| frame | type | PSNR 1/2 direct | 1/2 full+down | gap dB | MS-SSIM 1/2 direct | 1/2 full+down | "

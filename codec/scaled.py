@@ -12,6 +12,7 @@ model as ``NAME.half`` and ``NAME.quarter``.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,9 @@ class ScaledHead(nn.Module):
         return torch.tanh(F.pixel_shuffle(out, self.depth)) * 0.5
 
 
-def factor_of(scale: float, available: dict[int, ScaledHead] | None = None) -> int:
-    """The size divisor of a decode ``scale`` (1, 0.5 or 0.25); a clear error for any other, or for one whose head
-    is not among ``available``."""
+def factor_of(scale: float, available: Container[int] | None = None) -> int:
+    """The size divisor of a decode ``scale`` (1, 0.5 or 0.25); a clear error for any other, or for one whose
+    divisor is not among ``available`` (e.g. a model's heads)."""
     supported = [s for s, f in FACTORS.items() if f == 1 or available is None or f in available]
     factor = FACTORS.get(float(scale))
     if factor is None or float(scale) not in supported:

@@ -27,9 +27,9 @@ TOLERANCE_DB = 0.3  # thread counts and CPUs change a few pixels by a level; a w
 INTRA_PSNR = {2: 24.78, 4: 27.05}  # first sample frame, image codec
 P_FRAME_PSNR = 26.14  # second sample frame, mode=mc, 2 iterations per coded block after a 2-iteration I-frame
 # The decoder heads (issue 17), same frames and settings, decoded directly at the reduced size, against the
-# INTER_AREA-downscaled original.
+# INTER_AREA-downscaled original. A sequence decodes at 1/4 through the 1/2 loop (32.10 dB with a 1/4 loop).
 INTRA_HEAD_PSNR = {0.5: 30.49, 0.25: 36.61}
-P_FRAME_HEAD_PSNR = {0.5: 28.50, 0.25: 32.10}
+P_FRAME_HEAD_PSNR = {0.5: 28.50, 0.25: 33.41}
 
 
 @pytest.mark.parametrize("iterations", sorted(INTRA_PSNR))

@@ -234,7 +234,7 @@ def test_in_loop_filter_feeds_the_reference_and_decodes_bit_for_bit(codecs, fram
 def _with_heads(codec: ImageCodec) -> ImageCodec:
     from test_scaled import _head
 
-    return ImageCodec(codec.model, codec.prior, {f: _head(codec.model, f) for f in (2, 4)})
+    return ImageCodec(codec.model, codec.prior, {2: _head(codec.model, 2)})
 
 
 @pytest.mark.parametrize(("scale", "size"), [(0.5, (48, 80)), (0.25, (24, 40))])
@@ -245,9 +245,16 @@ def test_a_sequence_decodes_directly_at_reduced_size(codecs, frames, scale, size
     small = list(coder.decode(data, scale=scale))
     assert [name for name, _ in small] == [f"f{i}.png" for i in range(4)]
     assert all(image.shape == (*size, 3) for _, image in small)
-    # The I-frame is the intra stream decoded at that size; full size still decodes bit for bit.
-    intra = coder.intra.decode(coder.intra.chunks_to_codes(coded[0].record.blobs), scale=scale)
-    assert np.array_equal(small[0][1], np.round((intra[0] + 0.5).permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    # The I-frame is the intra stream decoded at half size (the loop's), area-downscaled at 1/4; full size still
+    # decodes bit for bit.
+    intra = coder.intra.decode(coder.intra.chunks_to_codes(coded[0].record.blobs), scale=0.5)
+    half = np.round((intra[0] + 0.5).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    expected = half if scale == 0.5 else cv2.resize(half, size[::-1], interpolation=cv2.INTER_AREA)
+    assert np.array_equal(small[0][1], expected)
+    if scale == 0.25:  # every frame is the half-size loop's, downscaled
+        halves = [image for _, image in coder.decode(data, scale=0.5)]
+        for half, (_, image) in zip(halves, small, strict=True):
+            assert np.array_equal(image, cv2.resize(half, size[::-1], interpolation=cv2.INTER_AREA))
     for c, (_, image) in zip(coded, coder.decode(data), strict=True):
         assert np.array_equal(c.decoded, image)
 
@@ -259,3 +266,6 @@ def test_reduced_size_needs_heads_and_no_in_loop_filter(codecs, frames):
         next(coder.decode(data, scale=0.5))
     with pytest.raises(ValueError, match="scale=2.0 is not supported"):
         next(coder.decode(data, scale=2.0))
+    half_intra_only = VideoCoder(_with_heads(codecs[0]), codecs[1], BlockMotion(search=16), mode="mc")
+    with pytest.raises(ValueError, match="scale=0.25 is not supported; expected one of 1.0$"):
+        next(half_intra_only.decode(data, scale=0.25))

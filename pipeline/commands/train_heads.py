@@ -1,6 +1,6 @@
 """``python -m pipeline train_heads heads=intra|residual``: train the decoder heads that decode a model's
 bitstreams at 1/2 and 1/4 size (:mod:`codec.scaled`). Resumable; with ``heads.export=STEM`` (the model's own stem)
-the heads are written as ``STEM.half`` / ``STEM.quarter`` with their recipe.
+the heads of the recipe's ``factors`` are written as ``STEM.half`` / ``STEM.quarter`` with their recipe.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -23,7 +24,7 @@ from torch import Tensor
 from codec.bitstream import meta_chunk
 from codec.coder import ImageCodec
 from codec.model import Codes, pad
-from codec.scaled import factor_of, scaled_size
+from codec.scaled import HEAD_NAMES, factor_of, scaled_size
 from pipeline.frames import Frame
 from pipeline.video import container
 from pipeline.video.distortion import block_weights
@@ -34,6 +35,10 @@ MODES = ("intra", "diff", "mc")
 # An iteration's distortion drop is about this fraction of the previous one's (median over blocks, measured on
 # Cityscapes I- and P-frames: 0.4-0.8 from the second iteration on): rdo's estimate of what the next one buys.
 GAIN_DECAY = 0.6
+# Smallest size a sequence's prediction loop runs at: smaller decodes run the loop at 1/2 and area-downscale each
+# frame on output. Nothing corrects a reduced loop's prediction, and at 1/4 it drifted 4-8 dB from the full
+# decode within a GOP against about 2 dB at 1/2 (bench/multires.py), for little more decode time.
+LOOP_FACTOR = 2
 
 
 class Motion(Protocol):
@@ -208,11 +213,10 @@ class VideoCoder:
 
     # ---- decoding ------------------------------------------------------------------------------------
     def check_scale(self, scale: float) -> int:
-        """The size divisor of decoding at ``scale``; an error, before any frame is decoded, for a scale the
-        models have no decoder heads for, or any scale but 1 with an in-loop filter."""
-        factor = factor_of(scale)
-        for codec in (self.intra, self.residual):
-            codec.head(scale)
+        """The size divisor of decoding at ``scale``; an error, before any frame is decoded, for a reduced scale
+        when the two models lack the heads of the reduced loop (:data:`LOOP_FACTOR`), or with an in-loop filter."""
+        loop_heads = all(LOOP_FACTOR in codec.heads for codec in (self.intra, self.residual))
+        factor = factor_of(scale, HEAD_NAMES if loop_heads else ())
         if factor > 1 and self.loop_filter is not None:
             raise ValueError("a stream with an in-loop filter decodes at full size only (scale=1)")
         return factor
@@ -220,10 +224,11 @@ class VideoCoder:
     def decode(self, data: bytes, source: str = "stream", scale: float = 1.0) -> Iterator[tuple[str, np.ndarray]]:
         """Yield (frame name, decoded uint8 frame) for every frame of a sequence container.
 
-        ``scale`` 0.5 or 0.25 decodes every frame directly at that size (the models' decoder heads): P-frames
-        are predicted from the previous frame decoded at that size, with the vectors scaled to it. Nothing at
-        that size corrects the prediction, so small differences carry over to the following P-frames until the
-        next I-frame (bench/multires.py measures this drift).
+        ``scale`` 0.5 decodes every frame directly at half size (the models' decoder heads): P-frames are
+        predicted from the previous frame decoded at that size, with the vectors scaled to it. Nothing at that
+        size corrects the prediction, so small differences carry over to the following P-frames until the next
+        I-frame (bench/multires.py measures this drift). ``scale`` 0.25 runs the same half-size loop and
+        area-downscales each frame it yields (:data:`LOOP_FACTOR`).
         """
         header, offset = container.decode_header(data, source)
         self.check_header(header, source)
@@ -232,7 +237,10 @@ class VideoCoder:
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from err
         names = header["names"]
-        shape = (*scaled_size(header["height"], header["width"], factor), 3)
+        loop = min(factor, LOOP_FACTOR)
+        loop_scale = 1.0 / loop
+        shape = (*scaled_size(header["height"], header["width"], loop), 3)
+        out_height, out_width = scaled_size(header["height"], header["width"], factor)
         full_shape = (header["height"], header["width"], 3)
         gain = float(header["residual_gain"])
         previous: np.ndarray | None = None
@@ -241,19 +249,19 @@ class VideoCoder:
             try:
                 if record.type == "I":
                     codes = self.intra.chunks_to_codes(record.blobs)
-                    decoded = _to_uint8((self.intra.decode(codes, scale=scale) + 0.5) * 255.0)
+                    decoded = _to_uint8((self.intra.decode(codes, scale=loop_scale) + 0.5) * 255.0)
                 else:
                     if previous is None:
                         raise ValueError("P-frame without a preceding decoded frame")
                     mv_bytes, *chunks = record.blobs
                     if header["mode"] == "mc":
                         prediction = self.motion.compensate(previous, self.motion.decode(mv_bytes, full_shape),
-                                                            factor)
+                                                            loop)
                     else:
                         prediction = previous
                     codes = self.residual.chunks_to_codes(chunks)
                     pred = to_pixels(prediction)
-                    residual = self.residual.decode(codes, cond=self._condition(pred), scale=scale)
+                    residual = self.residual.decode(codes, cond=self._condition(pred), scale=loop_scale)
                     decoded = _to_uint8(pred + residual * (255.0 / gain))
             except ValueError as err:
                 raise ValueError(f"{what}: {err}") from err
@@ -261,6 +269,8 @@ class VideoCoder:
                 raise ValueError(f"{what}: decoded size {decoded.shape}, expected {shape} from the header")
             decoded = self._filter(decoded, codes, record.type)
             previous = decoded
+            if loop < factor:
+                decoded = cv2.resize(decoded, (out_width, out_height), interpolation=cv2.INTER_AREA)
             yield names[record.index], decoded
 
 
