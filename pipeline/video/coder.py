@@ -12,6 +12,7 @@ sends), so prediction never drifts.
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,7 +27,7 @@ from codec.coder import ImageCodec
 from codec.model import Codes, pad
 from codec.scaled import HEAD_NAMES, factor_of, scaled_size
 from pipeline.frames import Frame
-from pipeline.video import container
+from pipeline.video import container, lookahead
 from pipeline.video.distortion import block_weights
 from pipeline.video.loop_filter import LoopFilter, condition
 from pipeline.video.rate import RateControl, block_sse, blocks_reaching, keeps, to_pixels
@@ -126,24 +127,50 @@ class VideoCoder:
     def encode(self, frames: Iterable[Frame]) -> Iterator[CodedFrame]:
         previous: np.ndarray | None = None
         vectors: np.ndarray | None = None
-        for index, frame in enumerate(frames):
+        if self.rate.mode == "rdo" and self.rate.propagation > 0:
+            weighted = self._look_ahead(frames)
+        else:
+            weighted = ((frame, None) for frame in frames)
+        for index, (frame, weights) in enumerate(weighted):
             if self.frame_type(index) == "I":
-                coded = self._encode_intra(frame.image, index)
+                coded = self._encode_intra(frame.image, index, weights)
                 vectors = None
             else:
-                coded, vectors = self._encode_inter(frame.image, previous, vectors, index)
+                coded, vectors = self._encode_inter(frame.image, previous, vectors, index, weights)
             previous = coded.decoded
             yield coded
 
-    def _encode_intra(self, image: np.ndarray, index: int) -> CodedFrame:
+    def _look_ahead(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray]]:
+        """(frame, its blocks' propagation weights) in order, each once the ``rate.lookahead`` frames after it
+        in its GOP have been analysed (:mod:`pipeline.video.lookahead`)."""
+        window: deque[tuple[Frame, lookahead.BlockCosts]] = deque()
+        previous = None
+
+        def first() -> tuple[Frame, np.ndarray]:
+            weights = lookahead.block_weights([costs for _, costs in window], self.rate.propagation)
+            return window.popleft()[0], weights
+
+        for index, frame in enumerate(frames):
+            luma = lookahead.half_luma(frame.image)
+            intra = self.frame_type(index) == "I"
+            while intra and window:  # nothing after a GOP's end predicts from it
+                yield first()
+            window.append((frame, lookahead.analyse(luma, None if intra else previous)))
+            previous = luma
+            if len(window) > self.rate.lookahead:
+                yield first()
+        while window:
+            yield first()
+
+    def _encode_intra(self, image: np.ndarray, index: int, weights: np.ndarray | None = None) -> CodedFrame:
         target = to_pixels(image)
         codes, chunks = self._code(self.intra, target / 255.0 - 0.5, lambda recon: (recon + 0.5) * 255.0,
-                                   pad(target), "I", None, 0)
+                                   pad(target), "I", None, 0, propagation=weights)
         decoded = _to_uint8((codes.recon + 0.5) * 255.0)
         return self._record("I", index, decoded, b"", codes, chunks)
 
     def _encode_inter(self, image: np.ndarray, previous: np.ndarray, vectors: np.ndarray | None,
-                      index: int) -> tuple[CodedFrame, np.ndarray | None]:
+                      index: int, weights: np.ndarray | None = None) -> tuple[CodedFrame, np.ndarray | None]:
         mv_bytes = b""
         if self.mode == "mc":
             lam = self.rate.lagrangian("P") if self.rate.mode == "rdo" else None
@@ -160,7 +187,7 @@ class VideoCoder:
         if self.rate.skip and self.rate.mode != "rdo":
             initial = ~blocks_reaching(padded_target, padded_pred, self.rate.psnr)[0, 0]
         codes, chunks = self._code(self.residual, x, lambda recon: (padded_pred + recon * scale).clamp(0, 255),
-                                   padded_target, "P", initial, 8 * len(mv_bytes), self._condition(pred))
+                                   padded_target, "P", initial, 8 * len(mv_bytes), self._condition(pred), weights)
         decoded = _to_uint8(pred + codes.recon * scale)
         coded = self._record("P", index, decoded, mv_bytes, codes, chunks)
         coded.prediction = prediction
@@ -171,13 +198,18 @@ class VideoCoder:
         return prediction / 255.0 - 0.5 if self.residual.model.config.condition else None
 
     def _code(self, codec: ImageCodec, x: Tensor, to_frame: Callable[[Tensor], Tensor], padded_target: Tensor,
-              frame_type: str, initial: Tensor | None, side_bits: int,
-              cond: Tensor | None = None) -> tuple[Codes, list[bytes]]:
-        """Code ``x``; ``to_frame`` maps the codec's padded reconstruction to frame pixels (0..255)."""
+              frame_type: str, initial: Tensor | None, side_bits: int, cond: Tensor | None = None,
+              propagation: np.ndarray | None = None) -> tuple[Codes, list[bytes]]:
+        """Code ``x``; ``to_frame`` maps the codec's padded reconstruction to frame pixels (0..255).
+        ``propagation``: (ceil(H/16), ceil(W/16)) distortion weights from the lookahead, or None."""
         go_on = None
         if self.rate.mode == "rdo":
             lam = self.rate.lagrangian(frame_type)
             weights = block_weights(self.rate.distortion, padded_target)
+            if propagation is not None:
+                rows, cols = weights.shape[-2:]
+                edges = ((0, rows - propagation.shape[0]), (0, cols - propagation.shape[1]))
+                weights = weights * torch.from_numpy(np.pad(propagation, edges, mode="edge")).float()
 
             def distortion(recon: Tensor) -> Tensor:
                 return (block_sse(padded_target, to_frame(recon)) * weights)[0, 0]

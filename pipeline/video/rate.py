@@ -4,7 +4,9 @@
   Lagrange multiplier lambda (:meth:`RateControl.lagrangian`). In a P-frame a first iteration is tried on
   every block, and a block is coded only where its distortion drop beats lambda times its bits (:func:`keeps`;
   else it is skipped: prediction only). After each iteration a block goes on while the next one's expected
-  drop does (``pipeline.video.coder.GAIN_DECAY`` of this one's). I-frames use lambda / ``ip_ratio``.
+  drop does (``pipeline.video.coder.GAIN_DECAY`` of this one's). I-frames use lambda / ``ip_ratio``. With
+  ``propagation`` > 0 each block's distortion also counts for the later frames that predict from it
+  (x264's macroblock-tree; :mod:`pipeline.video.lookahead`), over the next ``lookahead`` frames of its GOP.
 - ``iterations``: every coded block gets ``iterations`` iterations; P-frame blocks whose prediction reaches
   ``psnr`` are skipped when ``skip`` is on.
 - ``bpp``: the longest prefix of iterations whose coded size fits ``bpp`` bits per pixel.
@@ -29,6 +31,8 @@ class RateControl:
     quality: float = 30.0  # rdo: lambda = LAMBDA_SCALE * 2 ** ((quality - 12) / 3), as x264/HM map QP to lambda
     ip_ratio: float = 2.0  # rdo: I-frames are coded with lambda / ip_ratio (their blocks are predicted from)
     distortion: str = "mse"  # rdo: mse | ssim | flow (pipeline/video/distortion.py)
+    propagation: float = 0.0  # rdo: macroblock-tree strength (x264: 5 (1 - qcompress) = 2.0); 0 = off
+    lookahead: int = 40  # rdo with propagation: frames looked ahead (x264's rc-lookahead default)
     iterations: int = 6  # iterations mode: iterations per coded block
     max_iterations: int = 8  # rdo and bpp modes: upper bound
     psnr: float = 36.0  # iterations mode: P-frame blocks whose prediction reaches this are skipped
@@ -45,6 +49,9 @@ class RateControl:
                 raise ValueError(f"rate.{name} must be in 1..255, got {getattr(self, name)}")
         if not 0 <= self.quality <= 63:
             raise ValueError(f"rate.quality must be in 0..63 (like a CRF), got {self.quality}")
+        if self.propagation < 0 or self.lookahead < 1:
+            raise ValueError(f"rate.propagation must be >= 0 and rate.lookahead >= 1, got {self.propagation} and "
+                             f"{self.lookahead}")
         if self.bpp <= 0 or self.ip_ratio <= 0:
             raise ValueError(f"rate.bpp and rate.ip_ratio must be positive, got {self.bpp} and {self.ip_ratio}")
 
