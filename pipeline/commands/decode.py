@@ -3,7 +3,8 @@ magic.
 
 Image bitstreams (``DCIM``) decode to one image file; sequence containers (``DCVS``) to a folder of PNGs
 with the original frame names. ``scale`` 0.5 or 0.25 decodes directly at that size (no full decode, no resize;
-:mod:`codec.scaled`). Formats register a handler in ``DECODERS``.
+:mod:`codec.scaled`; a sequence at 0.25 runs its 1/2-size loop and area-downscales each frame). Formats register
+a handler in ``DECODERS``.
 """
 
 from __future__ import annotations
