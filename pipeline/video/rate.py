@@ -31,7 +31,7 @@ class RateControl:
     quality: float = 30.0  # rdo: lambda = LAMBDA_SCALE * 2 ** ((quality - 12) / 3), as x264/HM map QP to lambda
     ip_ratio: float = 2.0  # rdo: I-frames are coded with lambda / ip_ratio (their blocks are predicted from)
     distortion: str = "mse"  # rdo: mse | ssim | flow (pipeline/video/distortion.py)
-    propagation: float = 0.0  # rdo: macroblock-tree strength (x264: 5 (1 - qcompress) = 2.0); 0 = off
+    propagation: float = 1.0  # rdo: macroblock-tree strength (x264: 5 (1 - qcompress) = 2.0); 0 = off
     lookahead: int = 40  # rdo with propagation: frames looked ahead (x264's rc-lookahead default)
     iterations: int = 6  # iterations mode: iterations per coded block
     max_iterations: int = 8  # rdo and bpp modes: upper bound
