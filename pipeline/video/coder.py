@@ -131,12 +131,12 @@ class VideoCoder:
             weighted = self._look_ahead(frames)
         else:
             weighted = ((frame, None) for frame in frames)
-        for index, (frame, weights) in enumerate(weighted):
+        for index, (frame, propagation) in enumerate(weighted):
             if self.frame_type(index) == "I":
-                coded = self._encode_intra(frame.image, index, weights)
+                coded = self._encode_intra(frame.image, index, propagation)
                 vectors = None
             else:
-                coded, vectors = self._encode_inter(frame.image, previous, vectors, index, weights)
+                coded, vectors = self._encode_inter(frame.image, previous, vectors, index, propagation)
             previous = coded.decoded
             yield coded
 
@@ -162,15 +162,15 @@ class VideoCoder:
         while window:
             yield first()
 
-    def _encode_intra(self, image: np.ndarray, index: int, weights: np.ndarray | None = None) -> CodedFrame:
+    def _encode_intra(self, image: np.ndarray, index: int, propagation: np.ndarray | None = None) -> CodedFrame:
         target = to_pixels(image)
         codes, chunks = self._code(self.intra, target / 255.0 - 0.5, lambda recon: (recon + 0.5) * 255.0,
-                                   pad(target), "I", None, 0, propagation=weights)
+                                   pad(target), "I", None, 0, propagation=propagation)
         decoded = _to_uint8((codes.recon + 0.5) * 255.0)
         return self._record("I", index, decoded, b"", codes, chunks)
 
     def _encode_inter(self, image: np.ndarray, previous: np.ndarray, vectors: np.ndarray | None,
-                      index: int, weights: np.ndarray | None = None) -> tuple[CodedFrame, np.ndarray | None]:
+                      index: int, propagation: np.ndarray | None = None) -> tuple[CodedFrame, np.ndarray | None]:
         mv_bytes = b""
         if self.mode == "mc":
             lam = self.rate.lagrangian("P") if self.rate.mode == "rdo" else None
@@ -187,7 +187,8 @@ class VideoCoder:
         if self.rate.skip and self.rate.mode != "rdo":
             initial = ~blocks_reaching(padded_target, padded_pred, self.rate.psnr)[0, 0]
         codes, chunks = self._code(self.residual, x, lambda recon: (padded_pred + recon * scale).clamp(0, 255),
-                                   padded_target, "P", initial, 8 * len(mv_bytes), self._condition(pred), weights)
+                                   padded_target, "P", initial, 8 * len(mv_bytes), self._condition(pred),
+                                   propagation)
         decoded = _to_uint8(pred + codes.recon * scale)
         coded = self._record("P", index, decoded, mv_bytes, codes, chunks)
         coded.prediction = prediction

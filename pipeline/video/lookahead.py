@@ -23,7 +23,7 @@ from flow.dense import dis_flow
 from flow.warp import warp
 
 BLOCK = 8  # analysis block at half size: a 16x16 block of the frame
-# Cost of a block nothing needs to be sent for (sign-off, header), in SATD units: keeps the ratio of two
+# Added to every block cost, in SATD units (a block always costs something to signal): keeps the ratio of two
 # near-zero costs of a flat block from deciding anything.
 FLOOR = 256.0
 _HADAMARD = np.array([[1]], np.float32)
