@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.video import lookahead
-from pipeline.video.lookahead import FLOOR, BlockCosts, analyse, block_weights, half_luma, propagate, satd
+from pipeline.video.lookahead import FLOOR, BlockCosts, analyse, half_luma, propagate, propagation_weights, satd
 from pipeline.video.rate import RateControl
 
 
@@ -67,9 +67,9 @@ def test_propagation_lands_where_the_motion_points():
 
 def test_weights_follow_x264s_qp_offset():
     # x264 lowers QP by strength * log2((intra + propagated) / intra); lambda halves every 3 QP.
-    weights = block_weights([_costs(1.0), _costs(0.0)], 2.0)
+    weights = propagation_weights([_costs(1.0), _costs(0.0)], 2.0)
     assert np.allclose(weights, 2.0 ** (2.0 / 3.0))
-    assert np.allclose(block_weights([_costs(1.0), _costs(0.0)], 0.0), 1.0)
+    assert np.allclose(propagation_weights([_costs(1.0), _costs(0.0)], 0.0), 1.0)
 
 
 def test_rate_control_checks_the_propagation_settings():
@@ -87,8 +87,8 @@ def test_lookahead_weights_each_frame_by_the_rest_of_its_gop(monkeypatch):
     from pipeline.video.coder import VideoCoder
 
     seen = []
-    real = lookahead.block_weights
-    monkeypatch.setattr(lookahead, "block_weights", lambda costs, s: seen.append(len(costs)) or real(costs, s))
+    real = lookahead.propagation_weights
+    monkeypatch.setattr(lookahead, "propagation_weights", lambda costs, s: seen.append(len(costs)) or real(costs, s))
     coder = VideoCoder(_codec(0), _codec(1), BlockMotion(search=16), gop=4,
                        rate=RateControl(propagation=2.0, lookahead=2))
     still = _texture(3)

@@ -147,7 +147,7 @@ class VideoCoder:
         previous = None
 
         def first() -> tuple[Frame, np.ndarray]:
-            weights = lookahead.block_weights([costs for _, costs in window], self.rate.propagation)
+            weights = lookahead.propagation_weights([costs for _, costs in window], self.rate.propagation)
             return window.popleft()[0], weights
 
         for index, frame in enumerate(frames):

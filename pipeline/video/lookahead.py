@@ -98,7 +98,7 @@ def _splat(amount: np.ndarray, motion: np.ndarray) -> np.ndarray:
     return out
 
 
-def block_weights(costs: Sequence[BlockCosts], strength: float) -> np.ndarray:
+def propagation_weights(costs: Sequence[BlockCosts], strength: float) -> np.ndarray:
     """(h, w) distortion weights of ``costs[0]``'s blocks, given the frames that follow it in its GOP."""
     first = costs[0]
     return ((first.intra + propagate(costs)) / first.intra) ** (strength / 3.0)
