@@ -55,7 +55,8 @@ def code_sequence(coder: VideoCoder, sequence: Sequence, stream_path: Path, fram
                   on_verified: Callable[[], None] | None = None) -> SequenceResult:
     """Encode ``sequence`` into ``stream_path``; optionally write decoded PNGs into ``frames_dir``.
 
-    Frames stream through: only the previous original and decoded frames are kept. The bitstream and the
+    Frames stream through: only the previous original and decoded frames are kept, and the frames the coder
+    has read ahead (``rate.lookahead``). The bitstream and the
     frame folder are written under temporary names and renamed when complete. With ``verify``, the file is
     decoded again and must reproduce the encoder's reconstruction bit for bit (compared by SHA-256).
     ``on_frame`` receives each coded frame's scores, ``on_verified`` is called per verified frame (progress).
@@ -63,12 +64,12 @@ def code_sequence(coder: VideoCoder, sequence: Sequence, stream_path: Path, fram
     if len(sequence) == 0:
         raise ValueError(f"sequence {sequence.name} ({sequence.source}) has no frames")
     result = SequenceResult(sequence.name, stream_path, 0)
-    current: dict[str, Frame] = {}
+    pending: dict[int, Frame] = {}  # read by the coder, not yet coded: frames by their place in the sequence
     digests: list[bytes] = []
 
     def source() -> Iterator[Frame]:
-        for frame in sequence:
-            current["frame"] = frame
+        for index, frame in enumerate(sequence):
+            pending[index] = frame
             yield frame
 
     previous: tuple[np.ndarray, np.ndarray] | None = None
@@ -77,7 +78,7 @@ def code_sequence(coder: VideoCoder, sequence: Sequence, stream_path: Path, fram
         staging = None if frames_dir is None else stack.enter_context(staged_dir(frames_dir))
         with open(tmp, "wb") as out:
             for coded in coder.encode(source()):
-                frame = current["frame"]
+                frame = pending.pop(coded.record.index)
                 if coded.record.index == 0:
                     h, w = frame.image.shape[:2]
                     out.write(container.encode_header(coder.header(list(sequence.frame_names), h, w)))
