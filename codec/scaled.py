@@ -7,7 +7,7 @@ convolution by two convolutions at H/4 (1x1 + ReLU, 3x3), then depth-to-space to
 bits give the smaller image in about a third of the time of a full decode plus resize (bench/multires.py; at
 high rates it falls short of that decode's detail). Encoder and bitstream are untouched; a head is trained
 against the area-downscaled original with the trunk frozen (:mod:`codec.scaled_train`). Shipped beside its
-model as ``NAME.half`` and ``NAME.quarter``.
+model as ``NAME.half`` and, for the intra model, ``NAME.quarter`` (sequences decode 1/4 through the 1/2 loop).
 """
 
 from __future__ import annotations
