@@ -8,13 +8,13 @@ is the same at every level (block B at level 0 is B / 2^l pixels at level l):
 1. coarsest level: exhaustive search over the whole range (+-search / 2^L), scored over a window of at
    least 4x4 coarse pixels so tiny coarse blocks still match reliably;
 2. each finer level above full resolution: predictor candidates (the vector from the coarser level, its
-   four neighbours, their median, zero, the previous frame's field), then a +-1 pixel square search; at
+   four neighbours, the vector coder's prediction, zero, the previous frame's field), then a +-1 pixel square search; at
    level 1 also a +-1/2 pixel search, which is the integer step of level 0 at a quarter of the cost;
 3. level 0: half-pel square, then quarter-pel cross search (bilinear interpolation, as the compensation
    uses), scored on every second pixel row (see ``decimate``).
 
-With ``lam`` > 0 candidates compete on matching cost + lam * distance to the median-predicted vector
-(what the vector coder pays for), and the coarse field gets two neighbourhood passes, so flat regions
+With ``lam`` > 0 candidates compete on matching cost + lam * distance to the vector the coder predicts
+(``flow.vector_coding.predict``: what it pays for), and the coarse field gets two neighbourhood passes, so flat regions
 follow their neighbours instead of noise.
 
 Vectors are *backward*: the block at (x, y) of the current frame is predicted from the reference at
@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from flow.luma import check_pair, to_luma
+from flow.vector_coding import predict
 
 BLOCK_SIZES = (8, 16, 32)
 MAX_COARSE_RANGE = 8  # exhaustive range at the coarsest level, in coarse pixels
@@ -112,18 +113,10 @@ def _full_search(level: _Level, radius: int, lam: float = 0.0) -> tuple[np.ndarr
     return best, best_cost
 
 
-def median_predictor(field: np.ndarray) -> np.ndarray:
-    """Median of the left, top and top-right vectors (edges replicated): what the vector coder predicts."""
-    padded = np.pad(field, ((1, 0), (1, 1), (0, 0)), mode="edge")
-    left, top, top_right = padded[1:, :-2], padded[:-1, 1:-1], padded[:-1, 2:]
-    # median of three without sorting: ~10x faster than np.median over a stacked axis
-    return np.maximum(np.minimum(left, top), np.minimum(np.maximum(left, top), top_right))
-
-
 class _Best:
     """Per-block best vector and its matching cost; candidates compete on cost + rate penalty.
 
-    The penalty, ``lam`` * L1 distance to the median predictor (in level pixels), stands in for the bits
+    The penalty, ``lam`` * L1 distance to the coder's prediction (in level pixels), stands in for the bits
     the vector coder spends on the prediction residual, so noise-level cost differences in flat areas do
     not buy expensive vectors.
     """
@@ -134,7 +127,7 @@ class _Best:
     def search(self, level: _Level, candidates: Iterable[tuple[np.ndarray, np.ndarray]], limit: float,
                lam: float) -> None:
         """candidates: (vector field, its cost) pairs, scored against one predictor taken before the step."""
-        pred = median_predictor(self.vectors) if lam else None
+        pred = predict(self.vectors) if lam else None
         own = self.cost + (lam * np.abs(self.vectors - pred).sum(-1) if lam else 0)
         for candidate, cost in candidates:
             total = cost + (lam * np.abs(candidate - pred).sum(-1) if lam else 0)
@@ -170,7 +163,7 @@ def _regularise(level: _Level, best: _Best, lam: float, passes: int = 3) -> None
     """Smooth the field where matching cannot tell vectors apart, so the vector coder's residuals vanish.
 
     Each block may take a neighbour's vector; a field's cost is matching cost + lam * half the L1 distance to
-    the four neighbours (a median-predicted vector costs nothing where the field is locally constant).
+    the four neighbours (a predicted vector costs nothing where the field is locally constant).
     The two checkerboard halves take turns, each against the other's current vectors (iterated conditional
     modes), so every pass lowers the total cost.
     """
@@ -204,7 +197,7 @@ def estimate_block_motion(cur: np.ndarray, ref: np.ndarray, block: int = 16, sea
     rows; 2 halves the time at level 0, where most of it is spent). Returns (ceil(H/B), ceil(W/B), 2)
     float32 vectors (dx, dy) in pixels, multiples of 0.25 (quarter-pel) when ``subpel`` else integers,
     each component within +-search. lam: rate penalty, in mean absolute luma difference per pixel of
-    L1 distance from the median-predicted vector (full-resolution px); 0 = pure matching cost.
+    L1 distance from the vector the coder predicts (full-resolution px); 0 = pure matching cost.
     regularise: passes of the final smoothing (with ``lam`` > 0) that lets a block take a neighbour's vector
     where matching cannot tell them apart (0: none).
     """
@@ -233,9 +226,9 @@ def estimate_block_motion(cur: np.ndarray, ref: np.ndarray, block: int = 16, sea
     best = _Best(*_full_search(coarse, min(MAX_COARSE_RANGE, math.ceil(search / 2**n_levels)), lam * 2**n_levels))
     if lam:
         # The exhaustive search picks arbitrary vectors where the texture is flat; let the neighbourhood
-        # (median predictor and neighbours, rate-penalised) take those blocks over. Cheap at this size.
+        # (the coder's prediction and neighbours, rate-penalised) take those blocks over. Cheap at this size.
         for _ in range(2):
-            candidates = [median_predictor(best.vectors), *_neighbours(best.vectors)]
+            candidates = [predict(best.vectors), *_neighbours(best.vectors)]
             best.search(coarse, _fields(coarse, candidates), search / 2.0**n_levels, lam * 2**n_levels)
     if n_levels == 1:
         best.search(coarse, _pattern(coarse, best.vectors.copy(), 0.5), search / 2.0, lam * 2)
@@ -244,7 +237,7 @@ def estimate_block_motion(cur: np.ndarray, ref: np.ndarray, block: int = 16, sea
         start = best.vectors * 2
         best = _Best(start.copy(), level.cost_at(level.positions(start)))
         if lv > 0:  # predictors are cheap at coarse levels and catch what the coarser search missed
-            candidates = [*_neighbours(start), np.zeros_like(start), median_predictor(start)]
+            candidates = [*_neighbours(start), np.zeros_like(start), predict(start)]
             if previous is not None:
                 candidates.append(np.round(np.asarray(previous, np.float32) / scale))
             best.search(level, _fields(level, candidates), limit, lam * scale)
@@ -257,7 +250,7 @@ def estimate_block_motion(cur: np.ndarray, ref: np.ndarray, block: int = 16, sea
             best.search(levels[0], _fields(levels[0], [np.round(np.asarray(previous, np.float32))]), search, lam)
         best.search(levels[0], _pattern(levels[0], best.vectors.copy(), 1.0), search, lam)
     if lam:
-        best.search(levels[0], _fields(levels[0], [median_predictor(best.vectors)]), search, lam)
+        best.search(levels[0], _fields(levels[0], [predict(best.vectors)]), search, lam)
     if subpel:
         best.search(levels[0], _pattern(levels[0], best.vectors.copy(), 0.5), search, lam)
         # A quarter-pel cross loses 0.005 dB against the square on Cityscapes for 4 fewer remaps.

@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from flow.block_matching import BLOCK_SIZES, estimate_block_motion, grid_shape, median_predictor
+from flow.block_matching import BLOCK_SIZES, estimate_block_motion, grid_shape
 from flow.compensation import compensate
-from flow.vector_coding import QPEL, decode_vectors, encode_vectors, stream_block
+from flow.vector_coding import QPEL, decode_vectors, encode_vectors, predict, stream_block
 
 
 class BlockMotion:
@@ -20,7 +20,7 @@ class BlockMotion:
 
     block: 8, 16 or 32 px; search: range in px (+-); obmc: overlapped-block compensation;
     subpel: quarter-pel refinement (else integer vectors); decimate: row decimation of full-resolution
-    matching costs (1 = all rows); lam: rate penalty per px of distance from the median-predicted vector
+    matching costs (1 = all rows); lam: rate penalty per px of distance from the vector the coder predicts
     (mean absolute luma difference units; 0 = pure matching). A coder's rate-distortion lambda (squared RGB
     error per bit) replaces ``lam`` by sqrt(lambda / 3) * ``bits_per_px`` / block**2: HM's lambda_SAD =
     sqrt(lambda_SSE), times the bits a pixel of vector difference costs, per pixel of the block's mean cost
@@ -103,7 +103,7 @@ class BlockMotion:
         rows, cols = base.shape[:2]
         merged = np.repeat(np.repeat(coarse, k, axis=0), k, axis=1)[:rows, :cols]
         merged_error = self._block_errors(cur, ref, merged)
-        # Bits of a base-size vector ~ its distance from the median-predicted one; a merged region sends one.
+        # Bits of a base-size vector ~ its distance from the predicted one; a merged region sends one.
         split_bits = _vector_bits_estimate(base)
         merged_bits = np.zeros_like(split_bits)
         merged_bits[::k, ::k] = _vector_bits_estimate(coarse)[: merged_bits[::k, ::k].shape[0],
@@ -164,6 +164,6 @@ class BlockMotion:
 
 def _vector_bits_estimate(mv: np.ndarray) -> np.ndarray:
     """(rows, cols) rough bits of each vector under the vector coder: about a third of a bit per component that
-    equals its median prediction, else 2.5 + 2 log2 of the quarter-pel difference (unary prefix and sign)."""
-    residual = np.abs(np.round((mv - median_predictor(mv)) * QPEL))
+    equals its prediction, else 2.5 + 2 log2 of the quarter-pel difference (unary prefix and sign)."""
+    residual = np.abs(np.round((mv - predict(mv)) * QPEL))
     return np.where(residual == 0, 0.3, 2.5 + 2 * np.log2(np.maximum(residual, 1))).sum(axis=-1)

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from flow.vector_coding import decode_vectors, encode_vectors, vector_bits
+from flow.vector_coding import decode_vectors, encode_vectors, med, predict, vector_bits
 
 
 @settings(max_examples=40, deadline=None)
@@ -24,6 +24,19 @@ def test_smooth_fields_cost_few_bits() -> None:
     noisy = np.round(rng.normal(0, 8, (64, 128, 2)) * 4).astype(np.float32) / 4
     assert vector_bits(encode_vectors(smooth, 16)) < 0.1 * 64 * 128
     assert vector_bits(encode_vectors(noisy, 16)) > 8 * 64 * 128
+
+
+def test_med_follows_planes_and_stops_at_edges() -> None:
+    left, top = np.array([4, 4, 4]), np.array([10, 10, 10])
+    # top-left beyond both: an edge, so the nearer side; between them: the plane left + top - top-left
+    assert med(left, top, np.array([12, 2, 7])).tolist() == [4, 10, 7]
+    # a zoom (vectors linear in position) is predicted exactly away from the first row and column
+    y, x = np.mgrid[0:16, 0:32]
+    zoom = np.stack([3 * (x - 16), 2 * (y - 8)], axis=-1)
+    assert np.array_equal(predict(zoom)[1:, 1:], zoom[1:, 1:])
+    # so it costs about a bit per vector, mostly on the border (H.264's median of left, top and top-right
+    # misses the vertical gradient everywhere: 2.6 bits per vector)
+    assert vector_bits(encode_vectors(zoom.astype(np.float32) / 4, 16)) < 1.6 * zoom[..., 0].size
 
 
 def test_bad_streams_and_fields() -> None:
