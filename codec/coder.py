@@ -18,8 +18,8 @@ from codec.scaled import ScaledHead, factor_of, load_heads
 from codec.zoo import WEIGHTS_DIR, load_model, weights_stem
 
 # (t, reconstruction before iteration t, after it, each block's estimated bits for it (h, w)) -> (h, w) bool,
-# the blocks that go on to iteration t + 1 (see :meth:`RNNCodec.encode`).
-RateGoOn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# the blocks that keep iteration t and go on (see :meth:`RNNCodec.encode`).
+RateKeep = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -65,22 +65,23 @@ class ImageCodec:
         return cls(model, prior, load_heads(stem, model))
 
     # ---- tensors <-> codes <-> chunks --------------------------------------------------------------
-    def encode(self, x: torch.Tensor, iterations: int, go_on: RateGoOn | None = None,
+    def encode(self, x: torch.Tensor, iterations: int, keep: RateKeep | None = None,
                active: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> Codes:
         """(1, 3, H, W) in [-0.5, 0.5] -> :class:`Codes` (see :meth:`RNNCodec.encode`; ``cond`` is the condition
         image (1, 3, H, W) in [-0.5, 0.5] of a conditional model).
 
-        ``go_on`` also sees each iteration's bit cost per block, estimated from the entropy prior
+        ``keep`` also sees each iteration's bit cost per block, estimated from the entropy prior
         (:meth:`estimate_bits`), so it can weigh distortion against rate.
         """
         hook = None
-        if go_on is not None:
-            sent: list[np.ndarray] = []  # the previous iteration's bits: the next one's context
+        if keep is not None:
+            sent: list[np.ndarray] = []  # the previous iteration's bits as sent: the next one's context
 
             def hook(t: int, before: torch.Tensor, after: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-                sent.append(bits[0].to(torch.int8).cpu().numpy())
-                rate = self.estimate_bits(sent[-1], sent[-2] if t else None)
-                return go_on(t, before, after, rate)
+                now = bits[0].to(torch.int8).cpu().numpy()
+                kept = keep(t, before, after, self.estimate_bits(now, sent[-1] if sent else None))
+                sent.append(now * kept.cpu().numpy().astype(np.int8))
+                return kept
 
         device = self.model.dec_out.weight.device
         return self.model.encode(x.to(device), iterations, hook, active, None if cond is None else cond.to(device))

@@ -72,8 +72,8 @@ class Codes:
 
 
 # (t, reconstruction before iteration t, after it, iteration t's bits (1, C, h, w)) -> (h, w) bool: the blocks
-# that go on to iteration t + 1; the others finish.
-GoOn = Callable[[int, Tensor, Tensor, Tensor], Tensor]
+# that keep iteration t and go on; the others finish with t iterations.
+Keep = Callable[[int, Tensor, Tensor, Tensor], Tensor]
 
 
 class RNNCodec(nn.Module):
@@ -203,18 +203,20 @@ class RNNCodec(nn.Module):
 
     # ---- spatially adaptive coding -------------------------------------------------------------------
     @torch.no_grad()
-    def encode(self, x: Tensor, iterations: int, go_on: GoOn | None = None,
+    def encode(self, x: Tensor, iterations: int, keep: Keep | None = None,
                active: Tensor | None = None, cond: Tensor | None = None) -> Codes:
         """Code ``x`` (1, 3, H, W) in [-0.5, 0.5] for up to ``iterations`` iterations (any H, W).
 
         The image is edge-padded to multiples of 32. ``active`` (Hp/16, Wp/16) bool marks the blocks coded at
         all; the others (e.g. skipped blocks of a video residual) get zero iterations and reconstruct as 0.
-        After iteration t, ``go_on(t, before, after, bits)`` says which blocks go on (reconstructions before
-        and after it, (1, 3, Hp, Wp) clamped to [-0.5, 0.5]; its bits (1, C, h, w)); the others get no more
-        bits (spatially adaptive rate, Johnston et al. 2018; a rate-distortion decision when ``go_on`` weighs
-        gain against bits). Coding ends when no block goes on. The encoder runs the decoder on exactly the
-        transmitted bits, so ``Codes.recon`` equals what :meth:`decode` returns. A conditional model takes its
-        condition image ``cond`` (1, 3, H, W), which the decoder must be given too.
+        After iteration t, ``keep(t, before, after, bits)`` says which blocks keep it (reconstructions before
+        and after it, (1, 3, Hp, Wp) clamped to [-0.5, 0.5]; its bits (1, C, h, w)). The others finish with t
+        iterations: their bits of iteration t are not sent, and the decoder step is run again without them, so
+        every decision weighs an iteration's real gain (spatially adaptive rate, Johnston et al. 2018; a
+        rate-distortion decision when ``keep`` weighs gain against bits). Coding ends when no block goes on.
+        The encoder runs the decoder on exactly the transmitted bits, so ``Codes.recon`` equals what
+        :meth:`decode` returns. A conditional model takes its condition image ``cond`` (1, 3, H, W), which the
+        decoder must be given too.
         """
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise ValueError(f"encode expects one image (1, 3, H, W), got {tuple(x.shape)}")
@@ -234,19 +236,29 @@ class RNNCodec(nn.Module):
         recon = torch.zeros_like(xp)  # 0 + first step is exact, and blocks never coded stay 0
         all_bits = []
         for t in range(iterations):
+            if not bool(active.any()):
+                break
             bits, enc_state = self.encode_step((xp - recon) * self.gain(t), enc_state, cond)
             bits = bits * active.to(bits.dtype)
+            out, new_state = self.decode_step(bits, dec_state, cond)
+            after = self._masked_update(t, recon, out, active)
+            if keep is not None:
+                kept = keep(t, recon.clamp(-0.5, 0.5), after.clamp(-0.5, 0.5), bits)
+                if kept.shape != (h, w):
+                    raise ValueError(f"keep must return ({h}, {w}) bool, got {tuple(kept.shape)}")
+                kept = active & kept.to(device=active.device, dtype=torch.bool)
+                if not bool(kept.any()):
+                    break
+                if not torch.equal(kept, active):  # the decoder must see only what is sent
+                    active = kept
+                    bits = bits * active.to(bits.dtype)
+                    out, new_state = self.decode_step(bits, dec_state, cond)
+                    after = self._masked_update(t, recon, out, active)
             all_bits.append(bits[0].to(torch.int8).cpu())
             counts += active.cpu().long()
-            out, dec_state = self.decode_step(bits, dec_state, cond)
-            before, recon = recon, self._masked_update(t, recon, out, active)
-            if go_on is not None and t + 1 < iterations:
-                more = go_on(t, before.clamp(-0.5, 0.5), recon.clamp(-0.5, 0.5), bits)
-                if more.shape != (h, w):
-                    raise ValueError(f"go_on must return ({h}, {w}) bool, got {tuple(more.shape)}")
-                active = active & more.to(device=active.device, dtype=torch.bool)
-                if not bool(active.any()):
-                    break
+            recon, dec_state = after, new_state
+        if not all_bits:  # no block coded (e.g. a P-frame that is all prediction): one iteration of nothing
+            all_bits.append(torch.zeros(self.config.bits, h, w, dtype=torch.int8))
         return Codes(bits=torch.stack(all_bits).numpy(), counts=counts.to(torch.uint8).numpy(),
                      height=int(height), width=int(width), recon=recon.clamp(-0.5, 0.5)[..., :height, :width])
 

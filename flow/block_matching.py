@@ -10,8 +10,8 @@ is the same at every level (block B at level 0 is B / 2^l pixels at level l):
 2. each finer level above full resolution: predictor candidates (the vector from the coarser level, its
    four neighbours, the vector coder's prediction, zero, the previous frame's field), then a +-1 pixel square search; at
    level 1 also a +-1/2 pixel search, which is the integer step of level 0 at a quarter of the cost;
-3. level 0: half-pel square, then quarter-pel cross search (bilinear interpolation, as the compensation
-   uses), scored on every second pixel row (see ``decimate``).
+3. level 0: half-pel square, then quarter-pel cross search (with the compensation's sub-pel kernel,
+   ``interpolation``), scored on every second pixel row (see ``decimate``).
 
 With ``lam`` > 0 candidates compete on matching cost + lam * distance to the vector the coder predicts
 (``flow.vector_coding.predict``: what it pays for), and the coarse field gets two neighbourhood passes, so flat regions
@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
+from flow.compensation import interpolation_flag
 from flow.luma import check_pair, to_luma
 from flow.vector_coding import predict
 
@@ -59,9 +60,10 @@ class _Level:
     positions stay exact, but each candidate costs ``rows`` times less.
     """
 
-    def __init__(self, cur: np.ndarray, ref: np.ndarray, block: int, nby: int, nbx: int, rows: int = 1) -> None:
+    def __init__(self, cur: np.ndarray, ref: np.ndarray, block: int, nby: int, nbx: int, rows: int = 1,
+                 interpolation: int = cv2.INTER_LINEAR) -> None:
         self.cur, self.ref, self.block, self.nby, self.nbx = np.ascontiguousarray(cur[::rows]), ref, block, nby, nbx
-        self.rows = rows
+        self.rows, self.interpolation = rows, interpolation
         self.window = max(block, 4)
         h, w = cur.shape
         self.grid = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(0, h, rows, dtype=np.float32)))
@@ -84,7 +86,7 @@ class _Level:
         return cv2.add(self.grid, up)
 
     def cost_at(self, positions: np.ndarray) -> np.ndarray:
-        warped = cv2.remap(self.ref, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(self.ref, positions, None, self.interpolation, borderMode=cv2.BORDER_REPLICATE)
         return self.block_mean(cv2.absdiff(self.cur, warped))
 
 
@@ -188,7 +190,7 @@ def _regularise(level: _Level, best: _Best, lam: float, passes: int = 3) -> None
 
 def estimate_block_motion(cur: np.ndarray, ref: np.ndarray, block: int = 16, search: int = 64,
                           previous: np.ndarray | None = None, subpel: bool = True, decimate: int = 2,
-                          lam: float = 0.0, regularise: int = 3) -> np.ndarray:
+                          lam: float = 0.0, regularise: int = 3, interpolation: str = "linear") -> np.ndarray:
     """Backward motion vectors of ``cur`` against ``ref``.
 
     cur, ref: uint8 (H, W, 3) RGB or (H, W) luma of the same size; sizes that are not a multiple of
@@ -199,7 +201,8 @@ def estimate_block_motion(cur: np.ndarray, ref: np.ndarray, block: int = 16, sea
     each component within +-search. lam: rate penalty, in mean absolute luma difference per pixel of
     L1 distance from the vector the coder predicts (full-resolution px); 0 = pure matching cost.
     regularise: passes of the final smoothing (with ``lam`` > 0) that lets a block take a neighbour's vector
-    where matching cannot tell them apart (0: none).
+    where matching cannot tell them apart (0: none). interpolation: the compensation's sub-pel kernel
+    ("linear" or "cubic"), used by the full-resolution steps (coarser levels sample bilinearly).
     """
     if block not in BLOCK_SIZES:
         raise ValueError(f"block size {block} is not supported; expected one of {BLOCK_SIZES}")
@@ -219,7 +222,9 @@ def estimate_block_motion(cur: np.ndarray, ref: np.ndarray, block: int = 16, sea
     pyramid = [lumas]
     for _ in range(n_levels):
         pyramid.append([cv2.pyrDown(img) for img in pyramid[-1]])
-    levels = [_Level(c, r, block >> lv, nby, nbx, rows=decimate if lv == 0 else 1)
+    full_resolution = interpolation_flag(interpolation)
+    levels = [_Level(c, r, block >> lv, nby, nbx, rows=decimate if lv == 0 else 1,
+                     interpolation=full_resolution if lv == 0 else cv2.INTER_LINEAR)
               for lv, (c, r) in enumerate(pyramid)]
 
     coarse = levels[n_levels]

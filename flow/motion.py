@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from flow.block_matching import BLOCK_SIZES, estimate_block_motion, grid_shape
-from flow.compensation import compensate
+from flow.compensation import compensate, interpolation_flag
 from flow.vector_coding import QPEL, decode_vectors, encode_vectors, predict, stream_block
 
 
@@ -35,6 +35,9 @@ class BlockMotion:
     rates, where vectors would cost more than they buy). The vector stream records its block size, and the
     coarsest precision that holds its vectors, so the decoder needs no setting from the encoder.
 
+    ``interpolation``: the sub-pel kernel of compensation and of the full-resolution search steps, "linear" or
+    "cubic" (``flow.compensation.INTERPOLATIONS``); the stream records it.
+
     ``reduced_sharpen``: {factor: s} for decoding at 1 / factor size (:meth:`compensate`). Sampling a reduced
     reference bilinearly blurs more than the coder's full-size sampling did, and no residual corrects it, so the
     blur compounds over a GOP; moving the kernel ``s`` of the way to Lanczos-4 matches the coder's better. Tuned
@@ -43,7 +46,8 @@ class BlockMotion:
 
     def __init__(self, block: int = 16, search: int = 64, obmc: bool = True, subpel: bool = True,
                  decimate: int = 2, lam: float = 0.02, bits_per_px: float = 2.0, regularise: int = 3,
-                 alternatives: Sequence[Sequence] = (), reduced_sharpen: Mapping[int, float] | None = None) -> None:
+                 alternatives: Sequence[Sequence] = (), reduced_sharpen: Mapping[int, float] | None = None,
+                 interpolation: str = "linear") -> None:
         self.modes = [(int(block), bool(subpel)), *((int(b), bool(s)) for b, s in alternatives)]
         for size, _ in self.modes:
             if size not in BLOCK_SIZES:
@@ -51,6 +55,8 @@ class BlockMotion:
         self.block, self.search, self.obmc, self.subpel, self.decimate = block, search, obmc, subpel, decimate
         self.lam, self.bits_per_px, self.regularise = lam, bits_per_px, regularise
         self.reduced_sharpen = {int(k): float(v) for k, v in (reduced_sharpen or {}).items()}
+        interpolation_flag(interpolation)  # a clear error now rather than at the first frame
+        self.interpolation = interpolation
 
     def grid_shape(self, frame_shape: tuple[int, ...]) -> tuple[int, int]:
         """(rows, cols) of the base block size's vector field for a frame of shape (H, W, ...)."""
@@ -71,7 +77,7 @@ class BlockMotion:
                 lam = math.sqrt(rate_lambda / 3) * self.bits_per_px / block**2
             hint = previous if previous is not None and np.shape(previous)[:2] == grid_shape(cur.shape, block) else None
             fields.append((estimate_block_motion(cur, ref, block, self.search, hint, subpel, self.decimate, lam,
-                                                 self.regularise), block))
+                                                 self.regularise, self.interpolation), block))
         if len(fields) == 1:
             return fields[0][0]
         base = fields[0][0]
@@ -82,7 +88,7 @@ class BlockMotion:
         for i, (mv, block) in enumerate(fields + merged):
             # The base field's prediction error is known already; the others are compensated once here.
             sse = float(base_error.sum()) if i == 0 else float(
-                np.square(compensate(ref, mv, block, self.obmc).astype(np.float64) - cur).sum())
+                np.square(self._predict(ref, mv, block).astype(np.float64) - cur).sum())
             cost = sse + rate_lambda * 8 * len(encode_vectors(mv, block))
             if cost < best_cost:
                 best, best_cost = mv, cost
@@ -90,7 +96,7 @@ class BlockMotion:
 
     def _block_errors(self, cur: np.ndarray, ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
         """Squared prediction error of a base-grid field summed per base block, (rows, cols) float64."""
-        error = np.square(compensate(ref, mv, self.block, self.obmc).astype(np.float64) - cur).sum(axis=-1)
+        error = np.square(self._predict(ref, mv, self.block).astype(np.float64) - cur).sum(axis=-1)
         rows, cols = mv.shape[:2]
         padded = np.pad(error, ((0, rows * self.block - error.shape[0]), (0, cols * self.block - error.shape[1])))
         return padded.reshape(rows, self.block, cols, self.block).sum(axis=(1, 3))
@@ -127,7 +133,12 @@ class BlockMotion:
         """
         block = self._block_of(mv, ref.shape, factor)
         sharpen = self.reduced_sharpen.get(factor, 0.0) if factor > 1 else 0.0
-        return compensate(ref, np.asarray(mv, np.float32) / factor, block // factor, self.obmc, sharpen)
+        return compensate(ref, np.asarray(mv, np.float32) / factor, block // factor, self.obmc, sharpen,
+                          self.interpolation)
+
+    def _predict(self, ref: np.ndarray, mv: np.ndarray, block: int) -> np.ndarray:
+        """Full-size prediction from a field of ``block``-sized blocks (the encoder's comparisons)."""
+        return compensate(ref, mv, block, self.obmc, interpolation=self.interpolation)
 
     def encode(self, mv: np.ndarray, frame_shape: tuple[int, ...] | None = None) -> bytes:
         """Vector field of a frame of ``frame_shape`` (default: a base-block field) -> bytes (exact round trip)."""
@@ -159,7 +170,7 @@ class BlockMotion:
     def __repr__(self) -> str:
         return (f"BlockMotion(block={self.block}, search={self.search}, obmc={self.obmc}, subpel={self.subpel}, "
                 f"decimate={self.decimate}, lam={self.lam}, bits_per_px={self.bits_per_px}, "
-                f"regularise={self.regularise}, alternatives={self.modes[1:]})")
+                f"regularise={self.regularise}, alternatives={self.modes[1:]}, interpolation={self.interpolation!r})")
 
 
 def _vector_bits_estimate(mv: np.ndarray) -> np.ndarray:

@@ -225,13 +225,13 @@ def test_sabr_codes_survive_chunks(codec: ImageCodec) -> None:
     """Spatially adaptive codes: the count map and the masked bits round-trip through the chunks exactly."""
     x = torch.rand(1, 3, 48, 80) - 0.5
 
-    def go_on(t: int, before: torch.Tensor, after: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+    def keep(t: int, before: torch.Tensor, after: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
         assert rate.shape == (4, 6) and bool((rate >= 0).all())
-        more = torch.ones(4, 6, dtype=torch.bool)
-        more[: t + 1, :3] = False  # one more row of blocks stops after every iteration
-        return more
+        kept = torch.ones(4, 6, dtype=torch.bool)
+        kept[:t, :3] = False  # from the second iteration on, one more row of blocks stops each time
+        return kept
 
-    codes = codec.encode(x, 4, go_on)
+    codes = codec.encode(x, 4, keep)
     chunks = codec.codes_to_chunks(codes)
     back = codec.chunks_to_codes(chunks)
     assert np.array_equal(back.bits, codes.bits) and np.array_equal(back.counts, codes.counts)

@@ -47,29 +47,45 @@ def test_progressive_prefix_decode_and_odd_size() -> None:
 def test_blocks_that_stop_get_no_bits_and_freeze() -> None:
     model = tiny()
     x = torch.rand(1, 3, 64, 64) - 0.5
-    go_on = torch.ones(4, 4, dtype=torch.bool)
-    go_on[:2, :] = False  # the top half stops after the first iteration
+    keep = torch.ones(4, 4, dtype=torch.bool)
+    keep[:2, :] = False  # the top half drops its second iteration, so it finishes with one
     calls = []
 
     def decide(t: int, before: torch.Tensor, after: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
         calls.append((t, tuple(before.shape), tuple(after.shape), tuple(bits.shape)))
         assert torch.equal(before.clamp(-0.5, 0.5), before) and not torch.equal(before, after)
-        return go_on
+        return keep if t == 1 else torch.ones(4, 4, dtype=torch.bool)
 
     codes = model.encode(x, 4, decide)
-    assert [c[0] for c in calls] == [0, 1, 2]  # no decision after the last iteration
+    assert [c[0] for c in calls] == [0, 1, 2, 3]  # every iteration is decided, the last one too
     assert calls[0][1:] == ((1, 3, 64, 64), (1, 3, 64, 64), (1, 32, 4, 4))
     assert np.all(codes.counts[:2] == 1) and np.all(codes.counts[2:] == 4)
     assert np.all(codes.bits[1:, :, :2] == 0) and np.all(codes.bits[:, :, 2:] != 0)
     rec = model.decode(codes)
-    assert torch.equal(rec, codes.recon)
+    assert torch.equal(rec, codes.recon)  # the decoder step was redone without the dropped bits
     first = model.decode(codes, 1)
     assert torch.equal(rec[..., :32, :], first[..., :32, :])  # stopped blocks keep their reconstruction
 
 
+def test_a_dropped_iteration_is_not_half_applied() -> None:
+    """Blocks that drop an iteration decode as if it had never been computed: the same as stopping before it."""
+    model = tiny()
+    x = torch.rand(1, 3, 64, 64) - 0.5
+    dropped = model.encode(x, 3, lambda t, *_: torch.full((4, 4), t < 2))
+    stopped = model.encode(x, 2)
+    assert np.array_equal(dropped.bits, stopped.bits) and torch.equal(dropped.recon, stopped.recon)
+
+
+def test_nothing_kept_codes_nothing() -> None:
+    model = tiny()
+    codes = model.encode(torch.rand(1, 3, 64, 64) - 0.5, 4, lambda t, *_: torch.zeros(4, 4, dtype=torch.bool))
+    assert codes.iterations == 1 and not codes.counts.any() and not codes.bits.any()
+    assert not codes.recon.any() and torch.equal(model.decode(codes), codes.recon)
+
+
 def test_coding_ends_when_every_block_has_stopped() -> None:
     model = tiny()
-    codes = model.encode(torch.rand(1, 3, 64, 64) - 0.5, 6, lambda t, *_: torch.full((4, 4), t < 1))
+    codes = model.encode(torch.rand(1, 3, 64, 64) - 0.5, 6, lambda t, *_: torch.full((4, 4), t < 2))
     assert codes.iterations == 2 and np.all(codes.counts == 2)
     assert torch.equal(model.decode(codes), codes.recon)
 

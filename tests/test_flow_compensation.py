@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 from test_flow_synthetic import shifted, textured
@@ -19,6 +20,24 @@ def test_subpel_vectors_interpolate() -> None:
     mv = np.tile(np.float32([-0.5, -0.25]), (4, 6, 1))
     pred = compensate(ref, mv, 16)
     assert np.abs(pred.astype(int) - cur)[4:-4, 4:-4].max() <= 1
+
+
+def test_cubic_matches_linear_at_whole_pixels_and_keeps_more_detail_between() -> None:
+    ref = textured(64, 96, seed=3)
+    whole = np.tile(np.float32([2, -1]), (4, 6, 1))
+    assert np.array_equal(compensate(ref, whole, 16, interpolation="cubic"), compensate(ref, whole, 16))
+    # A detailed picture sampled twice as densely, then split into its even and odd columns: the odd ones are
+    # the even ones half a pixel on, exactly.
+    rng = np.random.default_rng(4)
+    dense = cv2.resize(rng.integers(0, 256, (16, 48, 3)).astype(np.float32), (192, 64), interpolation=cv2.INTER_CUBIC)
+    dense = np.clip(dense, 0, 255).astype(np.uint8)
+    ref, cur = np.ascontiguousarray(dense[:, ::2]), dense[:, 1::2]
+    half = np.tile(np.float32([0.5, 0]), (4, 6, 1))
+    errors = {k: np.abs(compensate(ref, half, 16, interpolation=k).astype(int) - cur)[:, 4:-4].mean()
+              for k in ("linear", "cubic")}
+    assert errors["cubic"] < 0.6 * errors["linear"]
+    with pytest.raises(ValueError, match="interpolation 'nearest' is unknown"):
+        compensate(ref, whole, 16, interpolation="nearest")
 
 
 def test_obmc_equals_plain_for_uniform_motion_and_smooths_block_edges() -> None:

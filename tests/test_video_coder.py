@@ -150,9 +150,9 @@ def test_wrong_weights_and_damage_give_clear_errors(codecs, frames):
     other = VideoCoder(_codec(5), codecs[1], BlockMotion(search=16))
     with pytest.raises(ValueError, match="intra model"):
         list(other.decode(data))
-    no_obmc = VideoCoder(*codecs, BlockMotion(search=16, obmc=False))
-    with pytest.raises(ValueError, match="motion settings"):
-        list(no_obmc.decode(data))
+    for motion in (BlockMotion(search=16, obmc=False), BlockMotion(search=16, interpolation="cubic")):
+        with pytest.raises(ValueError, match="motion settings"):
+            list(VideoCoder(*codecs, motion).decode(data))
     with pytest.raises(ValueError, match=r"frame 2 \(f2.png\)"):
         list(coder.decode(data[:-3]))
 

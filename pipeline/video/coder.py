@@ -33,9 +33,6 @@ from pipeline.video.loop_filter import LoopFilter, condition
 from pipeline.video.rate import RateControl, block_sse, blocks_reaching, keeps, to_pixels
 
 MODES = ("intra", "diff", "mc")
-# An iteration's distortion drop is about this fraction of the previous one's (median over blocks, measured on
-# Cityscapes I- and P-frames: 0.4-0.8 from the second iteration on): rdo's estimate of what the next one buys.
-GAIN_DECAY = 0.6
 # Smallest size a sequence's prediction loop runs at: smaller decodes run the loop at 1/2 and area-downscale each
 # frame on output. Nothing corrects a reduced loop's prediction, and at 1/4 it drifted 4-8 dB from the full
 # decode within a GOP against about 2 dB at 1/2 (bench/multires.py), for little more decode time.
@@ -100,7 +97,7 @@ class VideoCoder:
 
     def _compensation(self) -> dict[str, Any]:
         """The motion settings the decoder must share (prediction has to match the encoder's exactly)."""
-        return {key: getattr(self.motion, key, None) for key in ("block", "obmc")}
+        return {key: getattr(self.motion, key, None) for key in ("block", "obmc", "interpolation")}
 
     def check_header(self, header: dict[str, Any], source: str) -> None:
         for key, model in (("intra_model", self.intra), ("residual_model", self.residual)):
@@ -203,7 +200,7 @@ class VideoCoder:
               propagation: np.ndarray | None = None) -> tuple[Codes, list[bytes]]:
         """Code ``x``; ``to_frame`` maps the codec's padded reconstruction to frame pixels (0..255).
         ``propagation``: (ceil(H/16), ceil(W/16)) distortion weights from the lookahead, or None."""
-        go_on = None
+        keep = None
         if self.rate.mode == "rdo":
             lam = self.rate.lagrangian(frame_type)
             weights = block_weights(self.rate.distortion, padded_target)
@@ -215,17 +212,14 @@ class VideoCoder:
             def distortion(recon: Tensor) -> Tensor:
                 return (block_sse(padded_target, to_frame(recon)) * weights)[0, 0]
 
-            if frame_type == "P":
-                # Skip or code: a trial first iteration on every block, kept where it pays for its bits.
-                trial = codec.encode(x, 1, cond=cond)
-                initial = keeps(distortion(torch.zeros_like(padded_target)), distortion(pad(trial.recon)),
-                                codec.estimate_bits(trial.bits[0]), lam)
+            def keep(t: int, before: Tensor, after: Tensor, rate: Tensor) -> Tensor:
+                # Each iteration stays where the distortion it removed beats lambda x its bits; in a P-frame the
+                # first decision is skip (prediction only) or code. Every I-frame block gets a first iteration.
+                if frame_type == "I" and t == 0:
+                    return torch.ones_like(rate, dtype=torch.bool)
+                return keeps(distortion(before), distortion(after), rate, lam)
 
-            def go_on(t: int, before: Tensor, after: Tensor, rate: Tensor) -> Tensor:
-                # Go on while the next iteration's expected gain, GAIN_DECAY of this one's, beats its bits.
-                return keeps(GAIN_DECAY * distortion(before), GAIN_DECAY * distortion(after), rate, lam)
-
-        codes = codec.encode(x, self.rate.coded_iterations, go_on, initial, cond)
+        codes = codec.encode(x, self.rate.coded_iterations, keep, initial, cond)
         chunks = codec.codes_to_chunks(codes)
         if self.rate.mode == "bpp":
             pixels = x.shape[-1] * x.shape[-2]

@@ -1,10 +1,10 @@
 """Rate control: how many RNN iterations each 16x16 block of a frame gets.
 
 - ``rdo`` (default): one knob, ``quality`` (like x264's CRF: lower is better and costs more), sets the
-  Lagrange multiplier lambda (:meth:`RateControl.lagrangian`). In a P-frame a first iteration is tried on
-  every block, and a block is coded only where its distortion drop beats lambda times its bits (:func:`keeps`;
-  else it is skipped: prediction only). After each iteration a block goes on while the next one's expected
-  drop does (``pipeline.video.coder.GAIN_DECAY`` of this one's). I-frames use lambda / ``ip_ratio``. With
+  Lagrange multiplier lambda (:meth:`RateControl.lagrangian`). Every iteration is computed on the blocks still
+  going and kept by each block only where the distortion it removed beats lambda times its bits (:func:`keeps`);
+  a block that does not keep one finishes, and the decoder step is redone without its bits. In a P-frame the
+  first decision is skip (prediction only) or code. I-frames use lambda / ``ip_ratio``. With
   ``propagation`` > 0 each block's distortion also counts for the later frames that predict from it
   (x264's macroblock-tree; :mod:`pipeline.video.lookahead`), over the next ``lookahead`` frames of its GOP.
 - ``iterations``: every coded block gets ``iterations`` iterations; P-frame blocks whose prediction reaches
