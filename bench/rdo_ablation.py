@@ -1,6 +1,6 @@
 """What each rate-distortion decision buys: BD-rates of rnn_mc, each row against the previous one.
 
-    python -m bench.rdo_ablation [--sequence seq0003] [--frames 30] [--workers 2]
+    python -m bench.rdo_ablation [--sequence seq0003] [--frames 30] [--workers 2] [--rows 6 9]
 
 Rows (each adds one part to the row above; the distortion rows replace mse):
 
@@ -12,7 +12,12 @@ Rows (each adds one part to the row above; the distortion rows replace mse):
 4. the motion search tied to the frame's lambda, plus regularisation (``motion.bits_per_px``, ``motion.regularise``);
 5. per-frame 32x32 fields and region merges (``motion.alternatives``);
 6. propagation-aware lambda (``rate.propagation``, x264's macroblock-tree): the shipped defaults;
-7. / 8. ``rate.distortion=ssim`` / ``flow`` instead of ``mse`` (against row 6).
+7. / 8. ``rate.distortion=ssim`` / ``flow`` instead of ``mse`` (against row 6);
+9. bilinear instead of bicubic sub-pel interpolation (``motion.interpolation=linear``, against row 6).
+
+Rows 2-9 all use what is not switchable: MED vector prediction and per-iteration decisions on the real gain
+(see bench/RESULTS.md for what those bought, the defaults row at the commits before and after each). ``--rows``
+codes only the rows given (1-based; a row's reference is coded too when it is not given).
 
 The sequence is a shared Cityscapes one that no residual-model training source read (seq0003; the intra
 model saw its frames 0, 5, 11, 17, 23 and 29), area-downscaled from 2048x1024 to 1024x512. BD-rates on
@@ -51,8 +56,9 @@ ROWS: list[tuple[str, str, list, list[str]]] = [  # name, swept rate setting, po
     ("+ propagation (macroblock-tree; defaults)", "quality", QUALITIES, []),
     ("distortion=ssim (vs row 6)", "quality", QUALITIES, ["rate.distortion=ssim"]),
     ("distortion=flow (vs row 6)", "quality", QUALITIES, ["rate.distortion=flow"]),
+    ("bilinear sub-pel (vs row 6)", "quality", QUALITIES, ["motion.interpolation=linear"]),
 ]
-REFERENCE_ROW = {6: 5, 7: 5}  # rows compared with another than the previous one
+REFERENCE_ROW = {6: 5, 7: 5, 8: 5}  # rows compared with another than the previous one (0-based)
 METRICS = {"msssim": 1.0, "psnr": 1.0, "flow_consistency": -1.0}
 
 
@@ -95,35 +101,44 @@ def main() -> int:
     parser.add_argument("--sequence", default="seq0003")
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2, help="rows coded in parallel, one torch thread each")
+    parser.add_argument("--rows", type=int, nargs="+", help=f"only these rows (1..{len(ROWS)}) and their references")
     args = parser.parse_args()
     if not (DATA / args.sequence).is_dir():
         raise SystemExit(f"{DATA / args.sequence} not found: the shared Cityscapes sequences live beside the checkout")
+    chosen = set(range(len(ROWS)))
+    if args.rows:
+        if not all(1 <= r <= len(ROWS) for r in args.rows):
+            raise SystemExit(f"--rows {args.rows}: rows are 1..{len(ROWS)}")
+        chosen = {r - 1 for r in args.rows}
+        chosen |= {REFERENCE_ROW.get(i, i - 1) for i in chosen if i}
     load = os.getloadavg()[0]
     start = time.perf_counter()
     # Weights are read when a row starts: the shipped ones must not change while this runs.
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        curves = pool.map(_row, [(i, args.sequence, args.frames) for i in range(len(ROWS))], chunksize=1)
+        coded = pool.map(_row, [(i, args.sequence, args.frames) for i in sorted(chosen)], chunksize=1)
+    curves = dict(zip(sorted(chosen), coded, strict=True))
     wall = time.perf_counter() - start
     lines = [f"`{args.sequence}`, {args.frames} frames at 1024x512 (GOP 30: one I-frame), {args.workers} rows at "
              f"a time, one torch thread each; wall {wall:.0f} s, load average {load:.1f} -> "
              f"{os.getloadavg()[0]:.1f} on "
-             f"{os.cpu_count()} cores. Each row's BD-rate is against the row above it (rows 7 and 8: against "
+             f"{os.cpu_count()} cores. Each row's BD-rate is against the row above it (rows 7-9: against "
              "row 6); negative = fewer bits at equal quality.", "",
              "| row | overrides | BD-rate MS-SSIM | PSNR | flow consistency | bpp range | MS-SSIM range | "
              "vector bpp per P-frame | P-frame bpp |", "|---|---|---|---|---|---|---|---|---|"]
-    for i, (name, overrides, curve) in enumerate(curves):
+    for i, (name, overrides, curve) in curves.items():
         ref = REFERENCE_ROW.get(i, i - 1)
-        bds = [_bd(curves[ref][2], curve, m) if i else "(reference)" for m in METRICS]
-        lines.append(f"| {name} | `{' '.join(overrides) or '(defaults)'}` | " + " | ".join(bds) + " | "
+        bds = [_bd(curves[ref][2], curve, m) if i and ref in curves else "(reference)" for m in METRICS]
+        lines.append(f"| {i + 1}. {name} | `{' '.join(overrides) or '(defaults)'}` | " + " | ".join(bds) + " | "
                      f"{min(p['bpp'] for p in curve):.4f} - {max(p['bpp'] for p in curve):.4f} | "
                      f"{min(p['msssim'] for p in curve):.4f} - {max(p['msssim'] for p in curve):.4f} | "
                      f"{np.mean([p['mv_bpp'] for p in curve]):.4f} | "
                      f"{min(p['p_bpp'] for p in curve):.4f} - {max(p['p_bpp'] for p in curve):.4f} |")
     lines += ["", "Points (bpp / PSNR / MS-SSIM / flow px):", ""]
-    for name, _, curve in curves:
+    for name, _, curve in curves.values():
         lines.append(f"- {name}: " + "; ".join(f"{p['point']}: {p['bpp']:.4f} / {p['psnr']:.2f} / {p['msssim']:.4f}"
                                                 f" / {p['flow_consistency']:.3f}" for p in curve))
-    append(f"Rate-distortion ablation: rnn_mc on {args.sequence}, {args.frames} frames", "\n".join(lines))
+    subset = f", rows {' '.join(str(i + 1) for i in sorted(chosen))}" if len(chosen) < len(ROWS) else ""
+    append(f"Rate-distortion ablation: rnn_mc on {args.sequence}, {args.frames} frames{subset}", "\n".join(lines))
     return 0
 
 

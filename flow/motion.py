@@ -39,8 +39,8 @@ class BlockMotion:
     "cubic" (``flow.compensation.INTERPOLATIONS``); the stream records it.
 
     ``reduced_sharpen``: {factor: s} for decoding at 1 / factor size (:meth:`compensate`). Sampling a reduced
-    reference bilinearly blurs more than the coder's full-size sampling did, and no residual corrects it, so the
-    blur compounds over a GOP; moving the kernel ``s`` of the way to Lanczos-4 matches the coder's better. Tuned
+    reference with the sub-pel kernel blurs more than the coder's full-size sampling did, and no residual corrects
+    it, so the blur compounds over a GOP; moving the kernel ``s`` of the way to Lanczos-4 matches the coder's. Tuned
     on a training sequence (codec/README.md); it changes no bits and no full-size frame.
     """
 
