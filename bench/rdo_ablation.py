@@ -15,9 +15,9 @@ Rows (each adds one part to the row above; the distortion rows replace mse):
 7. / 8. ``rate.distortion=ssim`` / ``flow`` instead of ``mse`` (against row 6);
 9. bilinear instead of bicubic sub-pel interpolation (``motion.interpolation=linear``, against row 6).
 
-Rows 2-9 all use what is not switchable: MED vector prediction and per-iteration decisions on the real gain
-(see bench/RESULTS.md for what those bought, the defaults row at the commits before and after each). ``--rows``
-codes only the rows given (1-based; a row's reference is coded too when it is not given).
+Two parts cannot be switched off: every row codes its vectors with MED prediction, and rows 2-9 decide each
+iteration on its real gain (bench/RESULTS.md: what they bought, from the defaults row at the commits before and
+after each). ``--rows`` codes only the rows given (1-based; a row's reference is coded too when it is not given).
 
 The sequence is a shared Cityscapes one that no residual-model training source read (seq0003; the intra
 model saw its frames 0, 5, 11, 17, 23 and 29), area-downscaled from 2048x1024 to 1024x512. BD-rates on
