@@ -3,10 +3,11 @@
     python -m bench.motion_rd [--pairs 4] [--qualities 30,38,46]
 
 On the 5 shared Cityscapes sequences at 1024x512 (the coding size), frame t is predicted from the original
-frame t-1 (pairs spread over each sequence). Two searches, both coded with the shipped vector coder:
+frame t-1 (pairs spread over each sequence). Three searches, all coded with the shipped vector coder:
 ``fixed``, the search before rate-distortion decisions (``motion.bits_per_px=0 motion.regularise=0``, no
-alternative block sizes: a fixed rate penalty ``lam``), and ``rd``, the shipped one (the frame's lambda sets
-the penalty, smoothing, per-frame 32x32 fields and region merges). Per quality: vector bits per pixel,
+alternative block sizes: a fixed rate penalty ``lam``); ``rd, whole fields``, the frame's lambda sets the
+penalty, smoothing, per-frame 32x32 fields and region merges (``motion.refine=0``); and ``rd``, the shipped
+one, which also refines the field sent block by block (:mod:`flow.refine`). Per quality: vector bits per pixel,
 prediction PSNR and the Lagrangian cost J = SSE + lambda x bits per pixel.
 """
 
@@ -37,7 +38,8 @@ def main() -> int:
         raise SystemExit(f"{DATA} not found: the shared Cityscapes sequences live beside the checkout")
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         searches = {"fixed": instantiate(compose("config", ["motion.bits_per_px=0", "motion.regularise=0",
-                                                            "motion.alternatives=[]"]).motion),
+                                                            "motion.alternatives=[]", "motion.refine=0"]).motion),
+                    "rd, whole fields": instantiate(compose("config", ["motion.refine=0"]).motion),
                     "rd": instantiate(compose("config").motion)}
     pairs = []
     for seq in sorted(p for p in DATA.iterdir() if p.is_dir()):

@@ -66,6 +66,29 @@ def _sample(ref: np.ndarray, field: np.ndarray, sharpen: float, interpolation: s
     return cv2.addWeighted(base, 1 - sharpen, lanczos, sharpen, 0)
 
 
+def obmc_corners(h: int, w: int, rows: int, cols: int, block: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The blend :func:`compensate` makes with OBMC, as data: for each of the 2x2 block centres around a pixel,
+    (block row, block column, weight), each (h, w); edge blocks stand in beyond the field, and the weights sum
+    to 1 at every pixel. The prediction is sum_k weight_k * ref(x + mv[row_k, col_k]) before rounding."""
+    half = block // 2
+    wy, wy0, wx, wx0 = _obmc_weights(h, w, block)
+    base_rows = (np.arange(h) + half) // block - 1
+    base_cols = (np.arange(w) + half) // block - 1
+    corners = []
+    for a, weight_y in ((0, wy0), (1, wy)):
+        for b, weight_x in ((0, wx0), (1, wx)):
+            r = np.clip(base_rows + a, 0, rows - 1)[:, None]
+            c = np.clip(base_cols + b, 0, cols - 1)[None, :]
+            corners.append((np.broadcast_to(r, (h, w)), np.broadcast_to(c, (h, w)), weight_y * weight_x))
+    return corners
+
+
+def sample(ref: np.ndarray, field: np.ndarray, interpolation: str = "linear") -> np.ndarray:
+    """``ref`` sampled at x + ``field`` (H, W, 2) with the sub-pel kernel ``interpolation``, uint8."""
+    h, w = field.shape[:2]
+    return _sample(ref, cv2.add(_grid(h, w), np.ascontiguousarray(field, np.float32)), 0.0, interpolation)
+
+
 def compensate(ref: np.ndarray, mv: np.ndarray, block: int, obmc: bool = False, sharpen: float = 0.0,
                interpolation: str = "linear") -> np.ndarray:
     """Predict the current frame from ``ref`` and its backward block vectors.

@@ -12,7 +12,8 @@ import numpy as np
 
 from flow.block_matching import BLOCK_SIZES, estimate_block_motion, grid_shape
 from flow.compensation import compensate, interpolation_flag
-from flow.vector_coding import QPEL, decode_vectors, encode_vectors, predict, stream_block
+from flow.refine import refine_vectors
+from flow.vector_coding import QPEL, UNITS, decode_vectors, encode_vectors, predict, stream_block
 
 
 class BlockMotion:
@@ -35,6 +36,10 @@ class BlockMotion:
     rates, where vectors would cost more than they buy). The vector stream records its block size, and the
     coarsest precision that holds its vectors, so the decoder needs no setting from the encoder.
 
+    ``refine``: passes of the per-block rate-distortion refinement (:mod:`flow.refine`) of the field sent, when
+    the coder gives a lambda: each block may take its predicted vector or a neighbour's where that lowers
+    prediction SSE + lambda x vector bits (0: off).
+
     ``interpolation``: the sub-pel kernel of compensation and of the full-resolution search steps, "linear" or
     "cubic" (``flow.compensation.INTERPOLATIONS``); the stream records it.
 
@@ -47,7 +52,7 @@ class BlockMotion:
     def __init__(self, block: int = 16, search: int = 64, obmc: bool = True, subpel: bool = True,
                  decimate: int = 2, lam: float = 0.02, bits_per_px: float = 2.0, regularise: int = 3,
                  alternatives: Sequence[Sequence] = (), reduced_sharpen: Mapping[int, float] | None = None,
-                 interpolation: str = "linear") -> None:
+                 interpolation: str = "linear", refine: int = 0) -> None:
         self.modes = [(int(block), bool(subpel)), *((int(b), bool(s)) for b, s in alternatives)]
         for size, _ in self.modes:
             if size not in BLOCK_SIZES:
@@ -57,6 +62,9 @@ class BlockMotion:
         self.reduced_sharpen = {int(k): float(v) for k, v in (reduced_sharpen or {}).items()}
         interpolation_flag(interpolation)  # a clear error now rather than at the first frame
         self.interpolation = interpolation
+        if refine < 0:
+            raise ValueError(f"motion.refine must be >= 0 (passes), got {refine}")
+        self.refine = int(refine)
 
     def grid_shape(self, frame_shape: tuple[int, ...]) -> tuple[int, int]:
         """(rows, cols) of the base block size's vector field for a frame of shape (H, W, ...)."""
@@ -79,20 +87,28 @@ class BlockMotion:
             fields.append((estimate_block_motion(cur, ref, block, self.search, hint, subpel, self.decimate, lam,
                                                  self.regularise, self.interpolation), block))
         if len(fields) == 1:
-            return fields[0][0]
+            return self._refined(cur, ref, *fields[0], rate_lambda)
         base = fields[0][0]
         base_error = self._block_errors(cur, ref, base)
         merged = [(self._split_or_merge(cur, ref, base, base_error, mv, block, rate_lambda), self.block)
                   for mv, block in fields[1:] if block > self.block]
-        best, best_cost = None, math.inf
+        best, best_block, best_cost = None, self.block, math.inf
         for i, (mv, block) in enumerate(fields + merged):
             # The base field's prediction error is known already; the others are compensated once here.
             sse = float(base_error.sum()) if i == 0 else float(
                 np.square(self._predict(ref, mv, block).astype(np.float64) - cur).sum())
             cost = sse + rate_lambda * 8 * len(encode_vectors(mv, block))
             if cost < best_cost:
-                best, best_cost = mv, cost
-        return best
+                best, best_block, best_cost = mv, block, cost
+        return self._refined(cur, ref, best, best_block, rate_lambda)
+
+    def _refined(self, cur: np.ndarray, ref: np.ndarray, mv: np.ndarray, block: int,
+                 rate_lambda: float | None) -> np.ndarray:
+        """``mv`` after ``refine`` passes of the per-block rate-distortion refinement (with a coder's lambda)."""
+        if not self.refine or rate_lambda is None:
+            return mv
+        unit = next(u for u in UNITS if np.abs(np.round(mv * u) - mv * u).max() <= 1e-3)
+        return refine_vectors(cur, ref, mv, block, rate_lambda, unit, self.obmc, self.interpolation, self.refine)
 
     def _block_errors(self, cur: np.ndarray, ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
         """Squared prediction error of a base-grid field summed per base block, (rows, cols) float64."""

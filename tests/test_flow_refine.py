@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+from test_flow_synthetic import shifted, textured
+
+from flow.compensation import compensate, obmc_corners
+from flow.motion import BlockMotion
+from flow.refine import _Split, _window_sse, refine_vectors
+from flow.vector_coding import encode_vectors
+
+
+def _sse(cur: np.ndarray, ref: np.ndarray, mv: np.ndarray, obmc: bool = True) -> float:
+    prediction = compensate(ref, mv, 16, obmc, interpolation="cubic").astype(np.float64)
+    return float(np.square(prediction - cur).sum())
+
+
+def _noisy_field(ref: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A frame that moved by (2.25, -1) px, and that motion with a quarter of its vectors knocked off by noise."""
+    cur = shifted(ref, -2.25, 1.0)
+    rows, cols = -(-ref.shape[0] // 16), -(-ref.shape[1] // 16)
+    mv = np.tile(np.float32([2.25, -1.0]), (rows, cols, 1))
+    rng = np.random.default_rng(seed)
+    hit = rng.random((rows, cols)) < 0.25
+    mv[hit] += (rng.integers(-6, 7, (int(hit.sum()), 2)) / 4).astype(np.float32)
+    return cur, mv
+
+
+@pytest.mark.parametrize("obmc", [True, False])
+def test_the_split_prediction_is_the_decoders_compensation(obmc: bool) -> None:
+    rng = np.random.default_rng(1)
+    ref = textured(100, 130, seed=2)
+    mv = (np.round(rng.normal(0, 3, (7, 9, 2)) * 4) / 4).astype(np.float32)
+    h, w = ref.shape[:2]
+    if obmc:
+        corners = obmc_corners(h, w, 7, 9, 16)
+        assert np.allclose(sum(weight for _, _, weight in corners), 1.0)
+    else:
+        r, c = np.meshgrid(np.arange(h) // 16, np.arange(w) // 16, indexing="ij")
+        corners = [(r, c, np.ones((h, w), np.float32))]
+    for a, b in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        split = _Split(ref, mv, corners, a, b, "cubic")
+        moved = mv.copy()
+        moved[a::2, b::2] += np.float32([1.25, -0.5])
+        for field in (mv, moved):  # free blocks moved or not, within rounding of the decoder's uint8 steps
+            assert np.abs(split.predict(field) - compensate(ref, field, 16, obmc, interpolation="cubic")).max() <= 1
+
+
+def test_window_sums_cover_one_block_around_each_centre() -> None:
+    error = np.random.default_rng(0).random((100, 130)).astype(np.float32)
+    padded = np.zeros((7 * 16 + 16, 9 * 16 + 16))
+    padded[8:108, 8:138] = error
+    sums = _window_sse(error, 16, 7, 9)
+    for r, c in ((0, 0), (2, 3), (6, 8)):
+        assert sums[r, c] == pytest.approx(padded[16 * r : 16 * r + 32, 16 * c : 16 * c + 32].sum(), rel=1e-5)
+
+
+@pytest.mark.parametrize("obmc", [True, False])
+def test_without_a_rate_term_only_better_predictions_are_taken(obmc: bool) -> None:
+    ref = textured(96, 160, seed=4)
+    cur, noisy = _noisy_field(ref, seed=5)
+    refined = refine_vectors(cur, ref, noisy, 16, 0.0, 4, obmc, "cubic", passes=2)
+    assert _sse(cur, ref, refined, obmc) < 0.5 * _sse(cur, ref, noisy, obmc)  # the knocked-off blocks come back
+
+
+def test_a_rate_term_trades_prediction_for_bits_and_keeps_the_unit() -> None:
+    ref = textured(96, 160, seed=6)
+    cur, noisy = _noisy_field(ref, seed=7)
+    noisy += np.random.default_rng(8).integers(-1, 2, noisy.shape).astype(np.float32) * 0.25  # noise everywhere
+    bits = 8 * len(encode_vectors(noisy, 16))
+    lam = 1e3
+    refined = refine_vectors(cur, ref, noisy, 16, lam, 4, True, "cubic", passes=2)
+    refined_bits = 8 * len(encode_vectors(refined, 16))
+    assert refined_bits < 0.6 * bits
+    assert _sse(cur, ref, refined) + lam * refined_bits < _sse(cur, ref, noisy) + lam * bits
+    whole = np.round(noisy)
+    assert np.array_equal(refine_vectors(cur, ref, whole, 16, lam, 1, True, "cubic"),
+                          np.round(refine_vectors(cur, ref, whole, 16, lam, 1, True, "cubic")))
+
+
+def test_motion_refines_the_field_it_sends_and_the_decoder_follows() -> None:
+    rng = np.random.default_rng(10)
+    ref = np.clip(128 + rng.normal(0, 3, (128, 192, 3)), 0, 255).astype(np.uint8)  # right half: flat, noisy
+    ref[:, :96] = textured(128, 192, seed=9)[:, :96]
+    cur = np.clip(shifted(ref, 1.75, -0.5).astype(np.int16) + rng.integers(-3, 4, ref.shape), 0, 255).astype(np.uint8)
+    plain = BlockMotion(block=16, search=16, interpolation="cubic")
+    refining = BlockMotion(block=16, search=16, interpolation="cubic", refine=2)
+    lam = 100.0
+    costs = []
+    for motion in (plain, refining):
+        mv = motion.estimate(cur, ref, rate_lambda=lam)
+        data = motion.encode(mv, cur.shape)
+        assert np.array_equal(motion.decode(data, cur.shape), mv)
+        costs.append(_sse(cur, ref, mv) + lam * 8 * len(data))
+    assert costs[1] < costs[0]
+    assert np.array_equal(refining.estimate(cur, ref), plain.estimate(cur, ref))  # no lambda: no refinement
+
+
+def test_refine_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="motion.refine"):
+        BlockMotion(refine=-1)
