@@ -14,9 +14,11 @@ Rows (each adds one part to the row above; the distortion rows replace mse):
 6. per-block rate-distortion refinement of the field sent (``motion.refine``, :mod:`flow.refine`);
 7. propagation-aware lambda (``rate.propagation``, x264's macroblock-tree): the shipped defaults;
 8. / 9. ``rate.distortion=ssim`` / ``flow`` instead of ``mse`` (against row 7);
-10. bilinear instead of bicubic sub-pel interpolation (``motion.interpolation=linear``, against row 7).
+10. bilinear instead of bicubic sub-pel interpolation (``motion.interpolation=linear``, against row 7);
+11. the defaults without the per-block refinement (``motion.refine=0``, against row 7: what it buys with
+    propagation on).
 
-Two parts cannot be switched off: every row codes its vectors with MED prediction, and rows 2-10 decide each
+Two parts cannot be switched off: every row codes its vectors with MED prediction, and rows 2-11 decide each
 iteration on its real gain (bench/RESULTS.md: what they bought, from the defaults row at the commits before and
 after each). ``--rows`` codes only the rows given (1-based; a row's reference is coded too when it is not given).
 
@@ -60,8 +62,9 @@ ROWS: list[tuple[str, str, list, list[str]]] = [  # name, swept rate setting, po
     ("distortion=ssim (vs row 7)", "quality", QUALITIES, ["rate.distortion=ssim"]),
     ("distortion=flow (vs row 7)", "quality", QUALITIES, ["rate.distortion=flow"]),
     ("bilinear sub-pel (vs row 7)", "quality", QUALITIES, ["motion.interpolation=linear"]),
+    ("no per-block vector refinement (vs row 7)", "quality", QUALITIES, [NO_REFINE]),
 ]
-REFERENCE_ROW = {7: 6, 8: 6, 9: 6}  # rows compared with another than the previous one (0-based)
+REFERENCE_ROW = {7: 6, 8: 6, 9: 6, 10: 6}  # rows compared with another than the previous one (0-based)
 METRICS = {"msssim": 1.0, "psnr": 1.0, "flow_consistency": -1.0}
 
 
@@ -124,7 +127,7 @@ def main() -> int:
     lines = [f"`{args.sequence}`, {args.frames} frames at 1024x512 (GOP 30: one I-frame), {args.workers} rows at "
              f"a time, one torch thread each; wall {wall:.0f} s, load average {load:.1f} -> "
              f"{os.getloadavg()[0]:.1f} on "
-             f"{os.cpu_count()} cores. Each row's BD-rate is against the row above it (rows 8-10: against "
+             f"{os.cpu_count()} cores. Each row's BD-rate is against the row above it (rows 8-11: against "
              "row 7); negative = fewer bits at equal quality.", "",
              "| row | overrides | BD-rate MS-SSIM | PSNR | flow consistency | bpp range | MS-SSIM range | "
              "vector bpp per P-frame | P-frame bpp |", "|---|---|---|---|---|---|---|---|---|"]
