@@ -13,7 +13,7 @@ import numpy as np
 from flow.block_matching import BLOCK_SIZES, estimate_block_motion, grid_shape
 from flow.compensation import compensate, interpolation_flag
 from flow.refine import refine_vectors
-from flow.vector_coding import QPEL, UNITS, decode_vectors, encode_vectors, predict, stream_block
+from flow.vector_coding import QPEL, decode_vectors, encode_vectors, field_unit, predict, stream_block
 
 
 class BlockMotion:
@@ -107,8 +107,8 @@ class BlockMotion:
         """``mv`` after ``refine`` passes of the per-block rate-distortion refinement (with a coder's lambda)."""
         if not self.refine or rate_lambda is None:
             return mv
-        unit = next(u for u in UNITS if np.abs(np.round(mv * u) - mv * u).max() <= 1e-3)
-        return refine_vectors(cur, ref, mv, block, rate_lambda, unit, self.obmc, self.interpolation, self.refine)
+        return refine_vectors(cur, ref, mv, block, rate_lambda, field_unit(mv), self.obmc, self.interpolation,
+                              self.refine)
 
     def _block_errors(self, cur: np.ndarray, ref: np.ndarray, mv: np.ndarray) -> np.ndarray:
         """Squared prediction error of a base-grid field summed per base block, (rows, cols) float64."""

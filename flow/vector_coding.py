@@ -169,6 +169,11 @@ def _decode_exp_golomb(decoder, n: int) -> np.ndarray:
     return (w | (np.int64(1) << width)) - (1 << EG_ORDER)
 
 
+def field_unit(mv: np.ndarray) -> int:
+    """The coarsest unit per pixel (1, 2 or 4) that holds every vector of a quarter-pel field exactly."""
+    return next(u for u in UNITS if np.abs(np.round(mv * u) - mv * u).max() <= 1e-3)
+
+
 def encode_vectors(mv: np.ndarray, block: int) -> bytes:
     """(rows, cols, 2) float32 vectors in pixels (multiples of 1/4) -> bytes."""
     mv = np.asarray(mv)
@@ -179,7 +184,7 @@ def encode_vectors(mv: np.ndarray, block: int) -> bytes:
     scaled = mv.astype(np.float64) * QPEL
     if np.abs(np.round(scaled) - scaled).max() > 1e-3:
         raise ValueError("motion vectors must be multiples of 1/4 pixel (quarter-pel)")
-    unit = next(u for u in UNITS if np.abs(np.round(mv * u) - mv * u).max() <= 1e-3)
+    unit = field_unit(mv)
     q = np.round(mv.astype(np.float64) * unit).astype(np.int64)
     res = q - predict(q)
     if np.abs(res).max() >= _MAX_RESIDUAL:
