@@ -14,8 +14,9 @@ tile the frame without overlap, and the vectors whose prediction uses a block (i
 neighbours under MED) belong to no other block of the grid. So one compensation per candidate scores every block
 of a grid exactly against its fixed neighbours, and every accepted change lowers the frame's estimated cost.
 
-Bits are estimated per vector component from the field's own residual histogram (the adaptive coder converges
-to it): -log2 of the magnitude's frequency, plus a sign bit.
+Bits are estimated from the field's own statistics (the adaptive coder converges to them): whether a block is
+coded at all, merged (a copy of its left, top or top-left neighbour) or sent as a residual, and for a residual
+-log2 of each component magnitude's frequency plus a sign bit.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import cv2
 import numpy as np
 
 from flow.compensation import obmc_corners, sample
-from flow.vector_coding import predict
+from flow.vector_coding import MERGES, merge_index, predict
 
 _TAIL = 16  # magnitudes (in the field's unit) with their own histogram bin; larger ones share one + log2 bits
 
@@ -48,16 +49,16 @@ def refine_vectors(cur: np.ndarray, ref: np.ndarray, mv: np.ndarray, block: int,
         r, c = np.meshgrid(np.arange(h) // block, np.arange(w) // block, indexing="ij")
         corners = [(r, c, np.ones((h, w), np.float32))]
     for _ in range(passes):
-        costs = _component_costs(mv, unit)
+        costs = _BitCosts(mv, unit)
         changed = False
         for a, b in ((0, 0), (0, 1), (1, 0), (1, 1)):
             turn = np.zeros((rows, cols), bool)
             turn[a::2, b::2] = True
             split = _Split(ref, mv, corners, a, b, interpolation)
 
-            def cost(field: np.ndarray, split: _Split = split, costs: np.ndarray = costs) -> np.ndarray:
+            def cost(field: np.ndarray, split: _Split = split, costs: _BitCosts = costs) -> np.ndarray:
                 error = _window_sse(_sq_error(split.predict(field), target), block, rows, cols)
-                return error + rate_lambda * _tile_sum(_vector_bits(field, unit, costs))
+                return error + rate_lambda * _tile_sum(costs(field, unit))
 
             best = cost(mv)
             choice = mv.copy()
@@ -137,24 +138,36 @@ def _neighbours(mv: np.ndarray) -> list[np.ndarray]:
     return [padded[1:-1, :-2], padded[1:-1, 2:], padded[:-2, 1:-1], padded[2:, 1:-1]]
 
 
-def _component_costs(mv: np.ndarray, unit: int) -> np.ndarray:
-    """(_TAIL + 1,) bits of a residual magnitude 0.._TAIL-1 and of the tail bin, from the field's histogram."""
-    magnitude = np.minimum(np.abs(np.round(mv * unit) - predict(np.round(mv * unit))), _TAIL).astype(np.int64)
-    counts = np.bincount(magnitude.ravel(), minlength=_TAIL + 1) + 0.5
-    return -np.log2(counts / counts.sum())
+class _BitCosts:
+    """Estimated bits of the vector coder's choices, from one field's frequencies."""
 
+    def __init__(self, mv: np.ndarray, unit: int) -> None:
+        q = np.round(mv * unit)
+        residual = np.abs(q - predict(q))
+        merged = merge_index(q.astype(np.int64)) >= 0
+        coded = residual.any(-1)
+        sent = residual[coded & ~merged]  # (n, 2) magnitudes of residuals sent
+        counts = np.bincount(np.minimum(sent, _TAIL).astype(np.int64).ravel(), minlength=_TAIL + 1) + 0.5
+        self.magnitude = -np.log2(counts / counts.sum())
+        p_coded = (coded.sum() + 0.5) / (coded.size + 1)
+        p_merged = (merged.sum() + 0.5) / (coded.sum() + 1)
+        self.uncoded = -np.log2(1 - p_coded)
+        self.merged = -np.log2(p_coded) - np.log2(p_merged) + np.log2(MERGES)
+        self.residual = -np.log2(p_coded) - np.log2(1 - p_merged)
 
-def _vector_bits(mv: np.ndarray, unit: int, costs: np.ndarray) -> np.ndarray:
-    """(rows, cols) estimated bits of each vector: magnitude cost per component, a sign bit where nonzero."""
-    q = np.round(mv * unit)
-    magnitude = np.abs(q - predict(q))
-    capped = np.minimum(magnitude, _TAIL).astype(np.int64)
-    tail = np.where(magnitude >= _TAIL, 2 * np.log2(np.maximum(magnitude - _TAIL + 1, 1)), 0.0)
-    return (costs[capped] + tail + (magnitude > 0)).sum(-1)
+    def __call__(self, mv: np.ndarray, unit: int) -> np.ndarray:
+        """(rows, cols) estimated bits of each vector of ``mv``."""
+        q = np.round(mv * unit)
+        magnitude = np.abs(q - predict(q))
+        capped = np.minimum(magnitude, _TAIL).astype(np.int64)
+        tail = np.where(magnitude >= _TAIL, 2 * np.log2(np.maximum(magnitude - _TAIL + 1, 1)), 0.0)
+        residual = self.residual + (self.magnitude[capped] + tail + (magnitude > 0)).sum(-1)
+        merged = merge_index(q.astype(np.int64)) >= 0
+        return np.where(merged, self.merged, np.where(magnitude.any(-1), residual, self.uncoded))
 
 
 def _tile_sum(bits: np.ndarray) -> np.ndarray:
-    """For each block, the bits of itself and of the vectors whose prediction reads it (right, lower,
-    lower-right under MED): the 2x2 tile it heads."""
+    """For each block, the bits of itself and of the vectors whose prediction or merge reads it (right, lower,
+    lower-right): the 2x2 tile it heads."""
     padded = np.pad(bits, ((0, 1), (0, 1)))
     return padded[:-1, :-1] + padded[:-1, 1:] + padded[1:, :-1] + padded[1:, 1:]

@@ -1,4 +1,4 @@
-"""Motion-vector field <-> bytes: MED prediction plus context-adaptive binary range coding (constriction).
+"""Motion-vector field <-> bytes: MED prediction, merges and context-adaptive binary range coding (constriction).
 
 Vectors are coded as integers in the coarsest unit that holds them all exactly (1, 1/2 or 1/4 px, in the
 header), so an integer-pel field costs no bits for fractions it does not have. Each is predicted from its
@@ -7,14 +7,20 @@ left, top and top-left neighbours (already-decoded vectors only) by JPEG-LS's me
 plane through all three (left + top - top-left). The plane is what makes it fit driving video: forward motion
 is a zoom, whose vectors grow linearly across the frame, and a plane predicts that exactly where H.264's
 median of left, top and top-right is off by the gradient (on Cityscapes the median cost 4-7 % more bits for
-the same fields). The first row is predicted from its left neighbour. The prediction residuals are binarised
-as in H.264's CABAC: per component a unary magnitude prefix of up to ``UNARY`` bins, each with adaptive
-probabilities; magnitudes of ``UNARY`` and more add an Exp-Golomb suffix (order ``EG_ORDER``); then the signs.
-A bin's context is the component, its index, the residual magnitudes of the three blocks above (small / medium
-/ large, none) and, for the vertical component, whether the horizontal one is zero. Rows are coded in order,
-each row one vectorised group per bin; probabilities are integer counts (both sides derive the same ones),
-updated after each row. A field the coder's rate-distortion search made locally constant has mostly zero
-residuals and costs a fraction of a bit per block.
+the same fields). The first row is predicted from its left neighbour, the first column from its top.
+
+Per block the stream says whether the vector differs from its prediction ("coded"); a coded block away from the
+first row and column may instead copy its left, top or top-left neighbour (a merge, as in HEVC: at a moving
+object's edge the vector is often a neighbour's but far from the plane, and a merge index costs a few bits where
+the residual costs 10-15). Otherwise the prediction residual is binarised as in H.264's CABAC: per component a
+unary magnitude prefix of up to ``UNARY`` bins, each with adaptive probabilities; magnitudes of ``UNARY`` and more
+add an Exp-Golomb suffix (order ``EG_ORDER``, its prefix bins adaptive too); then the signs. A bin's context is
+the component, its index, the residual magnitudes of the three blocks above (small / medium / large, none) and,
+for the vertical component, whether the horizontal one is zero; the coded and merge flags take theirs from how
+many of the three blocks above are coded / merged. Rows are coded in order, each row one vectorised group per
+bin; probabilities are integer counts (both sides derive the same ones), updated after each row. A field the
+coder's rate-distortion search made locally constant has mostly uncoded blocks and costs a fraction of a bit per
+block.
 
 Layout: magic ``DCMV``, version (u8), block (u8), rows, cols (u16), units per pixel (u8: 1, 2 or 4), then the
 range coder's words (u32, little-endian).
@@ -28,13 +34,15 @@ import constriction
 import numpy as np
 
 MAGIC = b"DCMV"
-VERSION = 3  # 3: MED prediction (2: median of left, top, top-right; 1: one Laplace per component)
+VERSION = 4  # 4: merges, adaptive Exp-Golomb prefix (3: MED prediction; 2: median of left, top, top-right)
 _HEADER = struct.Struct("<4sBBHHB")
 QPEL = 4  # vectors are multiples of 1/QPEL pixel
 UNITS = (1, 2, QPEL)  # per pixel: the coarsest that holds a field exactly is used
 UNARY = 8  # magnitude bins with their own probabilities
 EG_ORDER = 2  # Exp-Golomb order of the magnitude beyond UNARY - 1
 _NEIGHBOUR_CLASSES = (0, 3, 12)  # sum of the three magnitudes above: 0 | 1..3 | 4..12 | more
+MERGES = 3  # merge candidates, in index order: left, top, top-left
+_EG_BINS = 8  # Exp-Golomb prefix bins with their own probabilities; later ones share the last
 _FAMILY = constriction.stream.model.Bernoulli(perfect=False)
 _MAX_RESIDUAL = 1 << 20
 
@@ -59,113 +67,157 @@ def predict(q: np.ndarray) -> np.ndarray:
     return pred
 
 
-def _undo_prediction(residuals: np.ndarray) -> np.ndarray:
-    """Inverse of ``residuals = q - predict(q)``: sequential within a row (the left neighbour)."""
-    rows, cols = residuals.shape[:2]
-    q = np.empty_like(residuals)
-    q[0] = np.cumsum(residuals[0], axis=0)
-    for y in range(1, rows):
-        top = q[y - 1]
-        top_left = np.concatenate([top[:1], top[:-1]])
-        left = top[0]
-        for x in range(cols):
-            left = med(left, top[x], top_left[x]) + residuals[y, x]
-            q[y, x] = left
-    return q
+def _predict_row(q: np.ndarray, y: int) -> np.ndarray:
+    """Row ``y`` of :func:`predict` (cols, 2) from the decoded rows above and row ``y`` itself (its left
+    neighbours)."""
+    row = q[y]
+    if y == 0:
+        return np.concatenate([row[:1] * 0, row[:-1]])
+    top = q[y - 1]
+    left = np.concatenate([top[:1], row[:-1]])
+    top_left = np.concatenate([top[:1], top[:-1]])
+    return med(left, top, top_left)
 
 
-class _Contexts:
-    """Adaptive counts per (component, neighbour class, horizontal-zero flag, bin)."""
+def _merge_candidates(q: np.ndarray) -> np.ndarray:
+    """(MERGES, rows, cols, 2) the left, top and top-left neighbours of every block (valid where y, x >= 1)."""
+    padded = np.pad(q, ((1, 0), (1, 0), (0, 0)))
+    return np.stack([padded[1:, :-1], padded[:-1, 1:], padded[:-1, :-1]])
+
+
+class _Bins:
+    """Adaptive probabilities of one syntax element's bins: integer counts per context (both sides derive the
+    same ones)."""
+
+    def __init__(self, *shape: int) -> None:
+        self.counts = np.ones((*shape, 2), np.int64)
+
+    def code(self, io: _Writer | _Reader, context: tuple[np.ndarray, ...], known: np.ndarray | None) -> np.ndarray:
+        """Code one bin per context entry (``known``: the bins to write; None when reading); returns them."""
+        n = self.counts[context]
+        bits = io.bins(n[:, 1] / n.sum(axis=1), known)
+        np.add.at(self.counts, (*context, bits), 1)
+        return bits
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.coder = constriction.stream.queue.RangeEncoder()
+
+    def bins(self, probabilities: np.ndarray, known: np.ndarray | None) -> np.ndarray:
+        known = np.asarray(known, np.int64)
+        if known.size:
+            self.coder.encode(known.astype(np.int32), _FAMILY, probabilities)
+        return known
+
+
+class _Reader:
+    def __init__(self, words: np.ndarray) -> None:
+        self.coder = constriction.stream.queue.RangeDecoder(words)
+
+    def bins(self, probabilities: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+        if not probabilities.size:
+            return np.zeros(0, np.int64)
+        return np.asarray(self.coder.decode(_FAMILY, probabilities), np.int64)
+
+
+def _bypass(io: _Writer | _Reader, n: int, known: np.ndarray | None) -> np.ndarray:
+    return io.bins(np.full(n, 0.5), known)
+
+
+class _Model:
+    """Every adaptive bin of the syntax."""
 
     def __init__(self) -> None:
-        self.counts = np.ones((2, len(_NEIGHBOUR_CLASSES) + 1, 2, UNARY, 2), np.int64)
-
-    @staticmethod
-    def of_row(magnitudes: np.ndarray, y: int, c: int, horizontal: np.ndarray | None) -> tuple[np.ndarray, ...]:
-        """Context indices (class, zero flag) of row y's blocks for component c from the rows coded before."""
-        cols = magnitudes.shape[1]
-        if y == 0:
-            around = np.zeros(cols, np.int64)
-        else:
-            above = np.pad(magnitudes[y - 1, :, c], 1)
-            around = above[:-2] + above[1:-1] + above[2:]
-        cls = np.searchsorted(_NEIGHBOUR_CLASSES, around, side="left")
-        zero = np.zeros(cols, np.int64) if horizontal is None else (horizontal == 0).astype(np.int64)
-        return cls, zero
-
-    def p(self, c: int, cls: np.ndarray, zero: np.ndarray, k: int) -> np.ndarray:
-        n = self.counts[c, cls, zero, k]
-        return n[:, 1] / n.sum(axis=1)
-
-    def update(self, c: int, cls: np.ndarray, zero: np.ndarray, k: int, bits: np.ndarray) -> None:
-        np.add.at(self.counts, (c, cls, zero, k, bits), 1)
+        classes = len(_NEIGHBOUR_CLASSES) + 1
+        self.coded = _Bins(5)  # coded blocks among the three above: 0..3, or no row above
+        self.merge = _Bins(3)  # merged blocks among the three above: 0, 1, 2+
+        self.index = _Bins(MERGES - 1)
+        self.unary = _Bins(2, classes, 2, UNARY)  # component, neighbour class, horizontal zero, bin
+        self.golomb = _Bins(2, _EG_BINS)
 
 
-def _encode_row(encoder, contexts: _Contexts, values: np.ndarray, cls: np.ndarray, zero: np.ndarray, c: int) -> None:
-    magnitude = np.abs(values)
-    for k in range(UNARY):
-        alive = magnitude >= k
-        if not alive.any():
-            break
-        bits = (magnitude[alive] > k).astype(np.int32)
-        encoder.encode(bits, _FAMILY, contexts.p(c, cls[alive], zero[alive], k))
-        contexts.update(c, cls[alive], zero[alive], k, bits)
-    _encode_exp_golomb(encoder, magnitude[magnitude >= UNARY] - UNARY)
-    signs = (values[values != 0] < 0).astype(np.int32)
-    encoder.encode(signs, _FAMILY, np.full(signs.size, 0.5))
+def _around(values: np.ndarray) -> np.ndarray:
+    """Sum of each position's three neighbours above (top-left, top, top-right) from the row above."""
+    padded = np.pad(values.astype(np.int64), 1)
+    return padded[:-2] + padded[1:-1] + padded[2:]
 
 
-def _decode_row(decoder, contexts: _Contexts, cols: int, cls: np.ndarray, zero: np.ndarray, c: int) -> np.ndarray:
-    magnitude = np.zeros(cols, np.int64)
-    alive = np.ones(cols, bool)
-    for k in range(UNARY):
-        if not alive.any():
-            break
-        bits = np.asarray(decoder.decode(_FAMILY, contexts.p(c, cls[alive], zero[alive], k)), np.int32)
-        contexts.update(c, cls[alive], zero[alive], k, bits)
-        index = np.flatnonzero(alive)
-        magnitude[index[bits > 0]] = k + 1
-        alive[index[bits == 0]] = False
-    large = magnitude >= UNARY
-    magnitude[large] = UNARY + _decode_exp_golomb(decoder, int(large.sum()))
-    nonzero = magnitude != 0
-    signs = np.asarray(decoder.decode(_FAMILY, np.full(int(nonzero.sum()), 0.5)), np.int32)
-    values = magnitude.copy()
-    values[np.flatnonzero(nonzero)[signs > 0]] *= -1
-    return values
+def _code_row(io: _Writer | _Reader, model: _Model, y: int, above: np.ndarray | None,
+              truth: tuple[np.ndarray, np.ndarray] | None, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """One row's syntax, written from ``truth`` = (residuals (cols, 2), merge index (cols,), -1 where none) or read
+    (``truth`` None); returns that pair. ``above``: :func:`_above`."""
+    res, index = truth if truth is not None else (np.zeros((cols, 2), np.int64), np.full(cols, -1))
+    magnitude = np.abs(res)
+    writing = truth is not None
+    first = above is None
+    context = np.full(cols, 4) if first else _around(above[2] > 0)
+    coded = model.coded.code(io, (context,), magnitude.any(-1) if writing else None) > 0
+    mergeable = coded & (np.arange(cols) > 0) & (not first)
+    context = np.zeros(cols, np.int64) if first else np.minimum(_around(above[3] > 0), 2)
+    merged = np.zeros(cols, bool)
+    merged[mergeable] = model.merge.code(io, (context[mergeable],), index[mergeable] >= 0 if writing else None) > 0
+    chosen = np.zeros(int(merged.sum()), np.int64)
+    for k in range(MERGES - 1):  # truncated unary index
+        going = chosen == k
+        chosen[going] += model.index.code(io, (np.full(int(going.sum()), k),),
+                                          index[merged][going] > k if writing else None)
+    index = np.full(cols, -1)
+    index[merged] = chosen
+    live = coded & ~merged
+    values = np.zeros((cols, 2), np.int64)
+    cls_above = [np.zeros(cols, np.int64) if first else
+                 np.searchsorted(_NEIGHBOUR_CLASSES, _around(above[c]), side="left") for c in (0, 1)]
+    for c in (0, 1):
+        zero = values[:, 0] == 0 if c else np.zeros(cols, bool)
+        level = np.zeros(cols, np.int64)
+        level[live & zero] = 1  # a coded block's vertical residual is nonzero where its horizontal one is zero
+        going = live.copy()
+        for k in range(UNARY):
+            if not going.any():
+                break
+            step = going & (level == k)
+            n = int(step.sum())
+            more = model.unary.code(io, (np.full(n, c), cls_above[c][step], zero[step].astype(np.int64),
+                                         np.full(n, k)), magnitude[step, c] > k if writing else None)
+            at = np.flatnonzero(step)
+            level[at[more > 0]] = k + 1
+            going[at[more == 0]] = False
+        large = live & (level == UNARY)
+        level[large] = UNARY + _exp_golomb(io, model, c, magnitude[large, c] - UNARY if writing else None,
+                                           int(large.sum()))
+        nonzero = np.flatnonzero(level)
+        negative = _bypass(io, nonzero.size, res[nonzero, c] < 0 if writing else None)
+        values[:, c] = level
+        values[nonzero[negative > 0], c] *= -1
+    return values, index
 
 
-def _encode_exp_golomb(encoder, values: np.ndarray) -> None:
-    """Values >= 0, equiprobable bits: a unary count of extra suffix bits, then the suffix."""
-    w = values + (1 << EG_ORDER)
-    extra = np.floor(np.log2(w)).astype(np.int64) - EG_ORDER
-    for j in range(int(extra.max(initial=-1)) + 1):
-        alive = extra >= j
-        encoder.encode((extra[alive] > j).astype(np.int32), _FAMILY, np.full(int(alive.sum()), 0.5))
-    if values.size == 0:
-        return
-    width = extra + EG_ORDER
-    for b in range(int(width.max()) - 1, -1, -1):
-        alive = width > b
-        encoder.encode(((w[alive] >> b) & 1).astype(np.int32), _FAMILY, np.full(int(alive.sum()), 0.5))
-
-
-def _decode_exp_golomb(decoder, n: int) -> np.ndarray:
+def _exp_golomb(io: _Writer | _Reader, model: _Model, c: int, known: np.ndarray | None, n: int) -> np.ndarray:
+    """``n`` values >= 0 of component ``c``: a unary count of extra suffix bits (adaptive bins), then the suffix
+    (equiprobable)."""
+    writing = known is not None
+    if writing:
+        known_w = known + (1 << EG_ORDER)
+        known_extra = np.floor(np.log2(known_w)).astype(np.int64) - EG_ORDER
     extra = np.zeros(n, np.int64)
-    alive = np.ones(n, bool)
-    while alive.any():
-        bits = np.asarray(decoder.decode(_FAMILY, np.full(int(alive.sum()), 0.5)), np.int32)
-        index = np.flatnonzero(alive)
-        extra[index[bits > 0]] += 1
-        alive[index[bits == 0]] = False
-        if extra.max(initial=0) > 40:
+    going = np.ones(n, bool)
+    j = 0
+    while going.any():
+        if j > 40:
             raise ValueError("motion-vector stream is corrupt (Exp-Golomb prefix too long)")
+        m = int(going.sum())
+        more = model.golomb.code(io, (np.full(m, c), np.full(m, min(j, _EG_BINS - 1))),
+                                 known_extra[going] > j if writing else None)
+        at = np.flatnonzero(going)
+        extra[at[more > 0]] += 1
+        going[at[more == 0]] = False
+        j += 1
     width = extra + EG_ORDER
     w = np.zeros(n, np.int64)
     for b in range(int(width.max(initial=0)) - 1, -1, -1):
         alive = width > b
-        bits = np.asarray(decoder.decode(_FAMILY, np.full(int(alive.sum()), 0.5)), np.int64)
-        w[alive] |= bits << b
+        w[alive] |= _bypass(io, int(alive.sum()), (known_w[alive] >> b) & 1 if writing else None) << b
     return (w | (np.int64(1) << width)) - (1 << EG_ORDER)
 
 
@@ -189,15 +241,31 @@ def encode_vectors(mv: np.ndarray, block: int) -> bytes:
     res = q - predict(q)
     if np.abs(res).max() >= _MAX_RESIDUAL:
         raise ValueError(f"motion vector residual {np.abs(res).max()} quarter-pels is too large to code")
-    encoder = constriction.stream.queue.RangeEncoder()
-    contexts = _Contexts()
-    magnitudes = np.abs(res)
-    for y in range(res.shape[0]):
-        for c in (0, 1):
-            cls, zero = contexts.of_row(magnitudes, y, c, res[y, :, 0] if c else None)
-            _encode_row(encoder, contexts, res[y, :, c], cls, zero, c)
+    index = merge_index(q)
+    writer, model = _Writer(), _Model()
+    for y in range(q.shape[0]):
+        _code_row(writer, model, y, _above(res, index, y), (res[y], index[y]), q.shape[1])
     header = _HEADER.pack(MAGIC, VERSION, block, mv.shape[0], mv.shape[1], unit)
-    return header + encoder.get_compressed().astype("<u4").tobytes()
+    return header + writer.coder.get_compressed().astype("<u4").tobytes()
+
+
+def merge_index(q: np.ndarray) -> np.ndarray:
+    """(rows, cols) which merge candidate (0 left, 1 top, 2 top-left) each vector of an integer field copies, -1
+    where it is sent otherwise: its prediction itself (no residual), or first row and column, where the
+    prediction is the left or top neighbour."""
+    equal = (_merge_candidates(q) == q).all(-1)  # (MERGES, rows, cols)
+    index = np.where((q != predict(q)).any(-1) & equal.any(0), equal.argmax(0), -1)
+    index[0], index[:, 0] = -1, -1
+    return index
+
+
+def _above(res: np.ndarray, index: np.ndarray, y: int) -> np.ndarray | None:
+    """What row ``y``'s contexts read from the row above: (4, cols) its two residual magnitudes, coded and merged
+    flags (None for the first row)."""
+    if y == 0:
+        return None
+    row = res[y - 1]
+    return np.stack([np.abs(row[:, 0]), np.abs(row[:, 1]), (row != 0).any(-1), index[y - 1] >= 0]).astype(np.int64)
 
 
 def decode_vectors(data: bytes, shape: tuple[int, int] | None = None, block: int | None = None) -> np.ndarray:
@@ -216,21 +284,36 @@ def decode_vectors(data: bytes, shape: tuple[int, int] | None = None, block: int
     if (len(data) - _HEADER.size) % 4:
         raise ValueError("motion-vector stream is truncated (payload is not whole 32-bit words)")
     words = np.frombuffer(data, dtype="<u4", offset=_HEADER.size).astype(np.uint32)
-    decoder = constriction.stream.queue.RangeDecoder(words)
-    contexts = _Contexts()
-    res = np.zeros((rows, cols, 2), np.int64)
-    magnitudes = np.zeros_like(res)
+    reader, model = _Reader(words), _Model()
+    q = np.zeros((rows, cols, 2), np.int64)
+    res = np.zeros_like(q)
+    index = np.full((rows, cols), -1)
     try:
         for y in range(rows):
-            for c in (0, 1):
-                cls, zero = contexts.of_row(magnitudes, y, c, res[y, :, 0] if c else None)
-                res[y, :, c] = _decode_row(decoder, contexts, cols, cls, zero, c)
-                magnitudes[y, :, c] = np.abs(res[y, :, c])
+            values, index[y] = _code_row(reader, model, y, _above(res, index, y), None, cols)
+            _reconstruct_row(q, y, values, index[y])
+            res[y] = q[y] - _predict_row(q, y)
     except BaseException as err:  # constriction raises its own types on malformed data
         if isinstance(err, ValueError | KeyboardInterrupt):
             raise
         raise ValueError(f"motion-vector stream is malformed: {err}") from err
-    return (_undo_prediction(res) / unit).astype(np.float32)
+    return (q / unit).astype(np.float32)
+
+
+def _reconstruct_row(q: np.ndarray, y: int, residuals: np.ndarray, index: np.ndarray) -> None:
+    """Fill row ``y`` of ``q`` from its residuals and merge indices (sequential: each block reads its left)."""
+    if y == 0:
+        q[0] = np.cumsum(residuals, axis=0)
+        return
+    top = q[y - 1]
+    top_left = np.concatenate([top[:1], top[:-1]])
+    left = top[0]
+    for x in range(q.shape[1]):
+        if index[x] >= 0:
+            left = (left, top[x], top_left[x])[index[x]]
+        else:
+            left = med(left, top[x], top_left[x]) + residuals[x]
+        q[y, x] = left
 
 
 def stream_block(data: bytes) -> int:
