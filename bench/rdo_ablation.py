@@ -18,9 +18,10 @@ Rows (each adds one part to the row above; the distortion rows replace mse):
 11. the defaults without the per-block refinement (``motion.refine=0``, against row 7: what it buys with
     propagation on).
 
-Two parts cannot be switched off: every row codes its vectors with MED prediction, and rows 2-11 decide each
-iteration on its real gain (bench/RESULTS.md: what they bought, from the defaults row at the commits before and
-after each). ``--rows`` codes only the rows given (1-based; a row's reference is coded too when it is not given).
+Three parts cannot be switched off: every row codes its vectors with MED prediction and merges (a block may copy
+its left, top or top-left neighbour, :mod:`flow.vector_coding`), and rows 2-11 decide each iteration on its real
+gain (bench/RESULTS.md: what they bought, from the defaults row at the commits before and after each). ``--rows``
+codes only the rows given (1-based; a row's reference is coded too when it is not given).
 
 The sequence is a shared Cityscapes one that no residual-model training source read (seq0003; the intra
 model saw its frames 0, 5, 11, 17, 23 and 29), area-downscaled from 2048x1024 to 1024x512. BD-rates on
