@@ -58,7 +58,7 @@ def refine_vectors(cur: np.ndarray, ref: np.ndarray, mv: np.ndarray, block: int,
 
             def cost(field: np.ndarray, split: _Split = split, costs: _BitCosts = costs) -> np.ndarray:
                 error = _window_sse(_sq_error(split.predict(field), target), block, rows, cols)
-                return error + rate_lambda * _tile_sum(costs(field, unit))
+                return error + rate_lambda * _tile_sum(costs(field))
 
             best = cost(mv)
             choice = mv.copy()
@@ -142,6 +142,7 @@ class _BitCosts:
     """Estimated bits of the vector coder's choices, from one field's frequencies."""
 
     def __init__(self, mv: np.ndarray, unit: int) -> None:
+        self.unit = unit
         q = np.round(mv * unit)
         residual = np.abs(q - predict(q))
         merged = merge_index(q.astype(np.int64)) >= 0
@@ -155,9 +156,9 @@ class _BitCosts:
         self.merged = -np.log2(p_coded) - np.log2(p_merged) + np.log2(MERGES)
         self.residual = -np.log2(p_coded) - np.log2(1 - p_merged)
 
-    def __call__(self, mv: np.ndarray, unit: int) -> np.ndarray:
-        """(rows, cols) estimated bits of each vector of ``mv``."""
-        q = np.round(mv * unit)
+    def __call__(self, mv: np.ndarray) -> np.ndarray:
+        """(rows, cols) estimated bits of each vector of ``mv`` (in the unit of the field it was made from)."""
+        q = np.round(mv * self.unit)
         magnitude = np.abs(q - predict(q))
         capped = np.minimum(magnitude, _TAIL).astype(np.int64)
         tail = np.where(magnitude >= _TAIL, 2 * np.log2(np.maximum(magnitude - _TAIL + 1, 1)), 0.0)

@@ -67,18 +67,6 @@ def predict(q: np.ndarray) -> np.ndarray:
     return pred
 
 
-def _predict_row(q: np.ndarray, y: int) -> np.ndarray:
-    """Row ``y`` of :func:`predict` (cols, 2) from the decoded rows above and row ``y`` itself (its left
-    neighbours)."""
-    row = q[y]
-    if y == 0:
-        return np.concatenate([row[:1] * 0, row[:-1]])
-    top = q[y - 1]
-    left = np.concatenate([top[:1], row[:-1]])
-    top_left = np.concatenate([top[:1], top[:-1]])
-    return med(left, top, top_left)
-
-
 def _merge_candidates(q: np.ndarray) -> np.ndarray:
     """(MERGES, rows, cols, 2) the left, top and top-left neighbours of every block (valid where y, x >= 1)."""
     padded = np.pad(q, ((1, 0), (1, 0), (0, 0)))
@@ -291,8 +279,7 @@ def decode_vectors(data: bytes, shape: tuple[int, int] | None = None, block: int
     try:
         for y in range(rows):
             values, index[y] = _code_row(reader, model, y, _above(res, index, y), None, cols)
-            _reconstruct_row(q, y, values, index[y])
-            res[y] = q[y] - _predict_row(q, y)
+            res[y] = q[y] - _reconstruct_row(q, y, values, index[y])
     except BaseException as err:  # constriction raises its own types on malformed data
         if isinstance(err, ValueError | KeyboardInterrupt):
             raise
@@ -300,20 +287,21 @@ def decode_vectors(data: bytes, shape: tuple[int, int] | None = None, block: int
     return (q / unit).astype(np.float32)
 
 
-def _reconstruct_row(q: np.ndarray, y: int, residuals: np.ndarray, index: np.ndarray) -> None:
-    """Fill row ``y`` of ``q`` from its residuals and merge indices (sequential: each block reads its left)."""
+def _reconstruct_row(q: np.ndarray, y: int, residuals: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Fill row ``y`` of ``q`` from its residuals and merge indices (sequential: each block reads its left);
+    returns the row's prediction (cols, 2), as :func:`predict` gives it."""
     if y == 0:
         q[0] = np.cumsum(residuals, axis=0)
-        return
+        return np.concatenate([q[0, :1] * 0, q[0, :-1]])
     top = q[y - 1]
     top_left = np.concatenate([top[:1], top[:-1]])
+    prediction = np.empty_like(residuals)
     left = top[0]
     for x in range(q.shape[1]):
-        if index[x] >= 0:
-            left = (left, top[x], top_left[x])[index[x]]
-        else:
-            left = med(left, top[x], top_left[x]) + residuals[x]
+        prediction[x] = med(left, top[x], top_left[x])
+        left = (left, top[x], top_left[x])[index[x]] if index[x] >= 0 else prediction[x] + residuals[x]
         q[y, x] = left
+    return prediction
 
 
 def stream_block(data: bytes) -> int:
