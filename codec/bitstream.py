@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from atomic import write_bytes
-from codec.entropy import BitCoder, Prior, decode_counts, encode_counts
+from codec.entropy import Prior, bit_coder, decode_counts, encode_counts
 from codec.model import BLOCK, PAD, Codes
 
 MAGIC = b"DCIM"
@@ -54,7 +54,7 @@ def parse_meta(chunk: bytes) -> tuple[int, int, int, int, np.ndarray]:
 
 def codes_to_chunks(codes: Codes, prior: Prior | None = None) -> list[bytes]:
     """[meta chunk, iteration 0, iteration 1, ...]: bytes a container can store one by one."""
-    coder = BitCoder(codes.bits.shape[1], prior)
+    coder = bit_coder(codes.bits.shape[1], prior)
     chunks = [meta_chunk(codes)]
     for t in range(codes.iterations):
         chunks.append(coder.encode(codes.bits[t], codes.counts > t))
@@ -72,7 +72,7 @@ def chunks_to_codes(chunks: list[bytes], prior: Prior | None = None, iterations:
     use = available if iterations is None else iterations
     if not 1 <= use <= available:
         raise ValueError(f"cannot decode {use} iterations: {available} are present")
-    coder = BitCoder(channels, prior)
+    coder = bit_coder(channels, prior)
     bits = np.stack([coder.decode(chunks[1 + t], counts > t) for t in range(use)])
     return Codes(bits=bits, counts=np.minimum(counts, use).astype(np.uint8), height=height, width=width)
 

@@ -79,16 +79,16 @@ class ImageCodec:
 
             def hook(t: int, before: torch.Tensor, after: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
                 now = bits[0].to(torch.int8).cpu().numpy()
-                kept = keep(t, before, after, self.estimate_bits(now, sent[-1] if sent else None))
+                kept = keep(t, before, after, self.estimate_bits(now, sent[-1] if sent else None, t))
                 sent.append(now * kept.cpu().numpy().astype(np.int8))
                 return kept
 
         device = self.model.dec_out.weight.device
         return self.model.encode(x.to(device), iterations, hook, active, None if cond is None else cond.to(device))
 
-    def estimate_bits(self, bits: np.ndarray, previous: np.ndarray | None = None) -> torch.Tensor:
-        """(h, w) estimated coded bits of each block for one iteration's bits (C, h, w) in {-1, 0, +1}."""
-        return torch.from_numpy(self._rate_prior.estimate_bits(bits, previous)).float()
+    def estimate_bits(self, bits: np.ndarray, previous: np.ndarray | None = None, t: int = 0) -> torch.Tensor:
+        """(h, w) estimated coded bits of each block for iteration ``t``'s bits (C, h, w) in {-1, 0, +1}."""
+        return torch.from_numpy(self._rate_prior.estimate_bits(bits, previous, t)).float()
 
     def decode(self, codes: Codes, iterations: int | None = None, cond: torch.Tensor | None = None,
                scale: float = 1.0) -> torch.Tensor:

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
+from codec.context import ARRAYS as NET_ARRAYS
+from codec.context import ContextNet, NetBitCoder
+
 RangeEncoder = constriction.stream.queue.RangeEncoder
 RangeDecoder = constriction.stream.queue.RangeDecoder
 
@@ -44,11 +47,14 @@ class Prior:
     counts: (C, N_CONTEXTS, 2) int64 pseudo-counts (n0, n1) >= 1.
     order: (C,) int64, the channels in coding order (a permutation).
     parents: (C, N_PARENTS) int64, for channel c the channels coded before it whose bits form its context (-1: none).
+    net: a learned context model (:mod:`codec.context`) that replaces the counts, or None. It codes the channels
+    in ``order``.
     """
 
     counts: np.ndarray
     order: np.ndarray
     parents: np.ndarray
+    net: ContextNet | None = None
 
     @classmethod
     def uniform(cls, channels: int = 32) -> Prior:
@@ -64,24 +70,36 @@ class Prior:
         if missing:
             raise ValueError(f"entropy prior lacks {sorted(missing)}")
         prior = cls(*(np.asarray(arrays[k]).astype(np.int64) for k in ("counts", "order", "parents")))
+        if NET_ARRAYS[0] in arrays:
+            prior.net = ContextNet.from_arrays(arrays, channels)
         prior.check(channels)
         return prior
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Compact arrays for a file (counts as uint8 when they fit)."""
         counts = self.counts.astype(np.uint8) if self.counts.max() <= 255 else self.counts
-        return {"counts": counts, "order": self.order.astype(np.int64), "parents": self.parents.astype(np.int64)}
+        net = self.net.arrays() if self.net is not None else {}
+        return {"counts": counts, "order": self.order.astype(np.int64), "parents": self.parents.astype(np.int64),
+                **net}
 
     def digest_bytes(self) -> bytes:
-        return b"".join(np.ascontiguousarray(a, dtype="<i8").tobytes() for a in (self.counts, self.order, self.parents))
+        plan = b"".join(np.ascontiguousarray(a, dtype="<i8").tobytes() for a in (self.counts, self.order, self.parents))
+        if self.net is None:
+            return plan
+        return plan + b"".join(np.ascontiguousarray(a, dtype="<f8").tobytes() for a in self.net.arrays().values())
 
-    def estimate_bits(self, bits: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
-        """Estimated cost in bits of each position's bits: (C, h, w) in {-1, 0, +1} -> (h, w) float64.
+    def estimate_bits(self, bits: np.ndarray, previous: np.ndarray | None = None, t: int = 0) -> np.ndarray:
+        """Estimated cost in bits of each position's bits: (C, h, w) in {-1, 0, +1} -> (h, w) float64, as
+        iteration ``t`` after ``previous`` (0 = not transmitted).
 
-        The contexts are the coder's (previous iteration ``previous``, the checkerboard neighbours, the parent
-        channels; 0 = not transmitted), the probabilities the prior's initial counts: the coder adapts them to
-        the image as it goes, so this slightly overestimates. Positions with no bits cost 0.
+        With a context net, the cost the coder will spend. Else the contexts are the coder's (previous iteration,
+        the checkerboard neighbours, the parent channels), the probabilities the prior's initial counts: the coder
+        adapts them to the image as it goes, so this slightly overestimates. Positions with no bits cost 0.
         """
+        if self.net is not None:
+            coder = NetBitCoder(self.net, self.order, bits.shape[0])
+            coder.prev, coder.t = previous, t
+            return coder.cost(bits)
         channels, h, w = bits.shape
         b = bits.astype(np.int64)
         prev = np.zeros_like(b) if previous is None else previous.astype(np.int64)
@@ -148,6 +166,14 @@ def _mutual_information(bits: np.ndarray) -> np.ndarray:
     mi = terms.sum(axis=0)
     np.fill_diagonal(mi, 0.0)
     return mi
+
+
+def bit_coder(channels: int, prior: Prior | None = None) -> BitCoder | NetBitCoder:
+    """The coder for one image's iterations: the prior's context net where it has one, else adaptive counts."""
+    if prior is not None and prior.net is not None:
+        prior.check(channels)
+        return NetBitCoder(prior.net, prior.order, channels)
+    return BitCoder(channels, prior)
 
 
 class BitCoder:

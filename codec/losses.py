@@ -72,9 +72,10 @@ class RateLoss(nn.Module):
 
     Called as ``loss(bits, previous)`` with the iteration's straight-through bits (B, C, h, w) in {-1, +1} and the
     previous iteration's (or None). Each bit costs -log2 of its probability in its coding context (previous
-    iteration, checkerboard neighbours, parent channels: :meth:`codec.entropy.Prior.estimate_bits` in torch,
-    the contexts from the detached bits), so the gradient pushes each bit towards the symbol its context
-    expects: the encoder learns to send predictable bits where detail does not pay.
+    iteration, checkerboard neighbours, parent channels: the counts branch of
+    :meth:`codec.entropy.Prior.estimate_bits` in torch, the contexts from the detached bits; a prior's learned
+    context net is not used here), so the gradient pushes each bit towards the symbol its context expects: the
+    encoder learns to send predictable bits where detail does not pay.
     """
 
     uses_bits = True

@@ -94,8 +94,9 @@ def save_weights(net: nn.Module, stem: str | Path, meta: dict[str, Any]) -> Path
 
 def load_weights(stem: str | Path, build: Callable[[dict[str, Any]], nn.Module],
                  what: str) -> tuple[nn.Module, dict[str, Any]]:
-    """``build(meta)`` from ``stem.json`` with ``stem.safetensors`` loaded, in eval mode, and the metadata; a
-    missing file or damaged weights get an error naming ``what`` and the stem."""
+    """``build(meta)`` from ``stem.json`` with ``stem.safetensors`` loaded, in eval mode and channels-last (as
+    :func:`codec.zoo.load_model`), and the metadata; a missing file or damaged weights get an error naming
+    ``what`` and the stem."""
     stem = Path(str(stem).removesuffix(".safetensors").removesuffix(".json"))
     try:
         meta = json.loads(stem.with_name(stem.name + ".json").read_text())
@@ -105,7 +106,7 @@ def load_weights(stem: str | Path, build: Callable[[dict[str, Any]], nn.Module],
         raise FileNotFoundError(f"{what} weights {stem}: {err.filename} is missing") from err
     except (json.JSONDecodeError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
         raise ValueError(f"{what} weights {stem} are damaged or not a {what}: {err}") from err
-    return net.eval(), meta
+    return net.to(memory_format=torch.channels_last).eval(), meta
 
 
 def save_restoration(net: RestorationNet, stem: str | Path, extra: dict[str, Any] | None = None) -> Path:

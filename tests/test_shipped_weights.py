@@ -9,7 +9,9 @@ from pathlib import Path
 import cv2
 import pytest
 
+from codec.bitstream import codes_to_chunks
 from codec.coder import ImageCodec
+from codec.entropy import Prior
 from codec.zoo import WEIGHTS_DIR
 from flow.motion import BlockMotion
 from pipeline.frames import Frame
@@ -71,3 +73,16 @@ def test_residual_heads_keep_their_quality(scale: float) -> None:
     data += b"".join(container.encode_record(c.record) for c in coded)
     small = [image for _, image in coder.decode(data, scale=scale)][1]
     assert psnr(_downscaled(frames[1], small), small) == pytest.approx(P_FRAME_HEAD_PSNR[scale], abs=TOLERANCE_DB)
+
+
+def test_residual_context_net_codes_the_sample_in_fewer_bits_than_the_counts() -> None:
+    frames = [read_image(f) for f in FRAMES]
+    residual = ImageCodec.load(WEIGHTS_DIR / "residual")
+    assert residual.prior.net is not None
+    coder = VideoCoder(ImageCodec.load(WEIGHTS_DIR / "intra"), residual, BlockMotion(),
+                       rate=RateControl("iterations", iterations=4, skip=False))
+    coded = list(coder.encode(Frame(f, p.name, i) for i, (f, p) in enumerate(zip(frames, FRAMES, strict=True))))
+    chunks = coded[1].record.blobs[1:]  # after the motion vectors
+    counts_only = Prior(residual.prior.counts, residual.prior.order, residual.prior.parents)
+    recoded = codes_to_chunks(residual.chunks_to_codes(chunks), counts_only)
+    assert sum(map(len, chunks[1:])) < 0.97 * sum(map(len, recoded[1:]))

@@ -1,5 +1,7 @@
 """The closed-loop video coder with small random-weight codecs: exactness, modes, rate control, errors."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -270,3 +272,19 @@ def test_reduced_size_needs_heads_and_no_in_loop_filter(codecs, frames):
     half_intra_only = VideoCoder(_with_heads(codecs[0]), codecs[1], BlockMotion(search=16), mode="mc")
     with pytest.raises(ValueError, match="scale=0.25 is not supported; expected one of 1.0$"):
         next(half_intra_only.decode(data, scale=0.25))
+
+
+def test_closed_loop_codes_are_what_the_stream_holds(tmp_path) -> None:
+    """``closed_loop_data --codes`` stores each P-frame's residual codes (the context model's training data)."""
+    from pipeline.video.closed_loop_data import main as closed_loop_data
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    assert closed_loop_data(["--out", str(tmp_path), "--codes", "--frames", "2", "--quality", "40",
+                             "--size", "256x128", str(sample)]) == 0
+    files = sorted(tmp_path.glob("*.npz"))
+    assert len(files) == 1  # one sequence of two frames: one P-frame
+    with np.load(files[0]) as data:
+        bits, counts = data["bits"], data["counts"]
+    assert bits.shape[1:] == (32, 128 // 16, 256 // 16) and counts.shape == bits.shape[2:]
+    for t in range(bits.shape[0]):
+        assert np.all(np.abs(bits[t][:, counts > t]) == 1) and np.all(bits[t][:, counts <= t] == 0)

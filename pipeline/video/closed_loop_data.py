@@ -3,9 +3,11 @@
 The real coder (shipped weights, ``rate.mode=rdo``) codes each sequence at every given quality, so the
 predictions come from *decoded* references at the rates the coder runs. Each P-frame is stored as one
 ``.npy`` array (H, W, 6) uint8: the frame's RGB, then the prediction's RGB (``train.residual_gain`` reads them).
+With ``--codes``, each P-frame's residual codes as the stream holds them instead (``.npz``: ``bits`` (T, C, h, w)
+int8, ``counts`` (h, w)), the training data of the learned context model (``codec.context_train``).
 
     python -m pipeline.video.closed_loop_data --out DIR [--quality 30 40] [--size 1024x512] [--frames 30]
-        [--exclude seq0003 ...] SOURCE ...
+        [--exclude seq0003 ...] [--codes] SOURCE ...
 
 A SOURCE is a folder of sequences (or of frames), a Cityscapes-layout root (e.g. the synthetic renderer's
 output) or a video file.
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude", action="append", default=[], metavar="NAME",
                         help="a sequence name to leave out (held-out data); repeat for more")
     parser.add_argument("--max-iterations", type=int, default=6)
+    parser.add_argument("--codes", action="store_true", help="write the residual codes instead of the pairs")
     args = parser.parse_args(argv)
     intra, residual = ImageCodec.load(WEIGHTS_DIR / "intra"), ImageCodec.load(WEIGHTS_DIR / "residual")
     motion = BlockMotion(**{k: v for k, v in OmegaConf.load(MOTION).items() if k != "_target_"})
@@ -70,18 +73,29 @@ def main(argv: list[str] | None = None) -> int:
                 for index, coded in enumerate(coder.encode(iter(seq))):
                     if coded.prediction is None:
                         continue
-                    name = f"{source.stem}_{seq.name}_{index:04d}_q{quality:g}.npy"
-                    buffer = _npy(pair(frames[index], coded.prediction))
-                    write_bytes(args.out / name, buffer)
+                    name = f"{source.stem}_{seq.name}_{index:04d}_q{quality:g}"
+                    if args.codes:
+                        codes = residual.chunks_to_codes(coded.record.blobs[1:])  # after the motion vectors
+                        buffer = _npz(bits=codes.bits, counts=codes.counts)
+                    else:
+                        buffer = _npy(pair(frames[index], coded.prediction))
+                    write_bytes(args.out / (name + (".npz" if args.codes else ".npy")), buffer)
                     written += 1
-                print(f"{seq.name} quality {quality:g}: {written} pairs so far", flush=True)
-    print(f"wrote {written} (frame, prediction) pairs to {args.out}")
+                print(f"{seq.name} quality {quality:g}: {written} P-frames so far", flush=True)
+    what = "residual codes" if args.codes else "(frame, prediction) pairs"
+    print(f"wrote {written} P-frames' {what} to {args.out}")
     return 0
 
 
 def _npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
 
 
