@@ -186,10 +186,11 @@ class NetBitCoder:
     """Codes the iterations of one image in order with a :class:`ContextNet` (same interface as
     :class:`codec.entropy.BitCoder`: bits (C, h, w) int8 in {-1, 0, +1}, ``active`` (h, w) bool)."""
 
-    def __init__(self, net: ContextNet, order: np.ndarray, channels: int) -> None:
+    def __init__(self, net: ContextNet, order: np.ndarray, channels: int, previous: np.ndarray | None = None,
+                 t: int = 0) -> None:
+        """``previous`` and ``t``: start after iteration t - 1, whose bits were ``previous`` (default: at the start)."""
         self.net, self.order, self.channels = net, np.asarray(order), channels
-        self.prev: np.ndarray | None = None
-        self.t = 0
+        self.prev, self.t = previous, t
 
     def encode(self, bits: np.ndarray, active: np.ndarray) -> bytes:
         if bits.shape[0] != self.channels or bits.shape[1:] != active.shape:

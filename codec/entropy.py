@@ -97,9 +97,7 @@ class Prior:
         adapts them to the image as it goes, so this slightly overestimates. Positions with no bits cost 0.
         """
         if self.net is not None:
-            coder = NetBitCoder(self.net, self.order, bits.shape[0])
-            coder.prev, coder.t = previous, t
-            return coder.cost(bits)
+            return NetBitCoder(self.net, self.order, bits.shape[0], previous, t).cost(bits)
         channels, h, w = bits.shape
         b = bits.astype(np.int64)
         prev = np.zeros_like(b) if previous is None else previous.astype(np.int64)
