@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
+from codec.iteration_coder import IterationCoder
+
 T_MAX = 8  # iterations from T_MAX on share one one-hot position
 LOGIT_STEPS = 16  # table entries per unit of logit
 LOGIT_RANGE = 12  # logits beyond +-12 are clipped (p within 6e-6 of 0 or 1)
@@ -182,7 +184,7 @@ def probability_table() -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
 
 
-class NetBitCoder:
+class NetBitCoder(IterationCoder):
     """Codes the iterations of one image in order with a :class:`ContextNet` (same interface as
     :class:`codec.entropy.BitCoder`: bits (C, h, w) int8 in {-1, 0, +1}, ``active`` (h, w) bool)."""
 
@@ -191,28 +193,6 @@ class NetBitCoder:
         """``previous`` and ``t``: start after iteration t - 1, whose bits were ``previous`` (default: at the start)."""
         self.net, self.order, self.channels = net, np.asarray(order), channels
         self.prev, self.t = previous, t
-
-    def encode(self, bits: np.ndarray, active: np.ndarray) -> bytes:
-        if bits.shape[0] != self.channels or bits.shape[1:] != active.shape:
-            raise ValueError(f"bits {bits.shape} do not match {self.channels} channels and active {active.shape}")
-        if np.any(bits[:, active] == 0) or np.any(bits[:, ~active] != 0):
-            raise ValueError("bits must be +-1 exactly where active and 0 elsewhere")
-        encoder = constriction.stream.queue.RangeEncoder()
-        self._run(bits.astype(np.int8), active, encoder=encoder)
-        return encoder.get_compressed().astype("<u4").tobytes()
-
-    def decode(self, data: bytes, active: np.ndarray) -> np.ndarray:
-        if len(data) % 4:
-            raise ValueError(f"entropy-coded iteration has {len(data)} bytes, expected a multiple of 4")
-        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-        bits = np.zeros((self.channels, *active.shape), dtype=np.int8)
-        try:
-            self._run(bits, active, decoder=decoder)
-        except BaseException as err:  # constriction raises its own types on malformed data
-            if isinstance(err, ValueError | KeyboardInterrupt):
-                raise
-            raise ValueError(f"entropy-coded iteration is malformed: {err}") from err
-        return bits
 
     def cost(self, bits: np.ndarray) -> np.ndarray:
         """(h, w) bits each block's bits (C, h, w) would cost as the next iteration (nothing is coded)."""
