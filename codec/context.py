@@ -30,6 +30,7 @@ LOGIT_STEPS = 16  # table entries per unit of logit
 LOGIT_RANGE = 12  # logits beyond +-12 are clipped (p within 6e-6 of 0 or 1)
 ACTIVATION_MAX = 255
 EXACT = 1 << 24  # float32 holds every integer up to this exactly
+INPUT_MAX = (4, ACTIVATION_MAX, ACTIVATION_MAX)  # largest input magnitude per layer: neighbour sums, activations
 ARRAYS = ("ctx_w1", "ctx_b1", "ctx_w2", "ctx_b2", "ctx_w3", "ctx_b3", "ctx_shifts", "ctx_table")
 _FAMILY = constriction.stream.model.Bernoulli(perfect=False)
 
@@ -153,9 +154,8 @@ class ContextNet:
             raise ValueError(f"context net: shifts {self.shifts.tolist()} must be in 0..30")
         if not np.all((self.table > 0) & (self.table < 1)):
             raise ValueError("context net: table probabilities must lie strictly between 0 and 1")
-        # Features are at most 4 in magnitude (neighbour sums), activations at most ACTIVATION_MAX.
-        bounds = ((self.w1, self.b1, 4), (self.w2, self.b2, ACTIVATION_MAX), (self.w3, self.b3, ACTIVATION_MAX))
-        for i, (w, b, top) in enumerate(bounds):
+        layers = ((self.w1, self.b1), (self.w2, self.b2), (self.w3, self.b3))
+        for i, ((w, b), top) in enumerate(zip(layers, INPUT_MAX, strict=True)):
             if float(np.abs(w).sum(axis=0).max()) * top + float(np.abs(b).max()) >= EXACT:
                 raise ValueError(f"context net: layer {i + 1} could form sums beyond 2**24 (not exact in float32)")
 

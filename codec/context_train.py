@@ -24,6 +24,7 @@ from atomic import temporary_path
 from codec.context import (
     ACTIVATION_MAX,
     EXACT,
+    INPUT_MAX,
     LOGIT_STEPS,
     ContextNet,
     IterationContext,
@@ -81,7 +82,6 @@ def quantise(net: nn.Sequential, x: np.ndarray) -> ContextNet:
     layers = [m for m in net if isinstance(m, nn.Linear)]
     weights = [layer.weight.detach().double().numpy().T for layer in layers]
     biases = [layer.bias.detach().double().numpy() for layer in layers]
-    tops = (4, ACTIVATION_MAX, ACTIVATION_MAX)  # largest input magnitude per layer
     scale_in = 1.0  # integer input = real input x scale_in
     ints, shifts = [], []
     h = x.astype(np.float64)
@@ -89,7 +89,7 @@ def quantise(net: nn.Sequential, x: np.ndarray) -> ContextNet:
         w_real = w / scale_in
         # The largest power of two that keeps weights within WEIGHT_MAX and every sum below 2**24.
         q = math.floor(math.log2(WEIGHT_MAX[i] / np.abs(w_real).max()))
-        while (np.abs(np.round(w_real * 2**q)).sum(axis=0).max() * tops[i] + np.abs(np.round(b * 2**q)).max()
+        while (np.abs(np.round(w_real * 2**q)).sum(axis=0).max() * INPUT_MAX[i] + np.abs(np.round(b * 2**q)).max()
                >= EXACT):
             q -= 1
         wi = np.ascontiguousarray(np.round(w_real * 2**q), dtype=np.float32)  # C order: files store the buffer
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("codes", type=Path, nargs="+")
     parser.add_argument("--val", type=Path, nargs="*", default=[])
     parser.add_argument("--out", type=Path, help="write OUT.entropy.safetensors (default: STEM's)")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -274,12 +274,13 @@ def test_reduced_size_needs_heads_and_no_in_loop_filter(codecs, frames):
         next(half_intra_only.decode(data, scale=0.25))
 
 
-def test_closed_loop_codes_are_what_the_stream_holds(tmp_path) -> None:
+@pytest.mark.parametrize("prior", [[], ["--counts-prior"]])
+def test_closed_loop_codes_are_what_the_stream_holds(tmp_path, prior: list[str]) -> None:
     """``closed_loop_data --codes`` stores each P-frame's residual codes (the context model's training data)."""
     from pipeline.video.closed_loop_data import main as closed_loop_data
 
     sample = Path(__file__).resolve().parents[1] / "data" / "sample"
-    assert closed_loop_data(["--out", str(tmp_path), "--codes", "--frames", "2", "--quality", "40",
+    assert closed_loop_data(["--out", str(tmp_path), "--codes", *prior, "--frames", "2", "--quality", "40",
                              "--size", "256x128", str(sample)]) == 0
     files = sorted(tmp_path.glob("*.npz"))
     assert len(files) == 1  # one sequence of two frames: one P-frame

@@ -4,10 +4,12 @@ The real coder (shipped weights, ``rate.mode=rdo``) codes each sequence at every
 predictions come from *decoded* references at the rates the coder runs. Each P-frame is stored as one
 ``.npy`` array (H, W, 6) uint8: the frame's RGB, then the prediction's RGB (``train.residual_gain`` reads them).
 With ``--codes``, each P-frame's residual codes as the stream holds them instead (``.npz``: ``bits`` (T, C, h, w)
-int8, ``counts`` (h, w)), the training data of the learned context model (``codec.context_train``).
+int8, ``counts`` (h, w)), the training data of the learned context model (``codec.context_train``); with
+``--counts-prior`` the coder prices and codes them with the prior's adaptive counts, not its context net, so the
+data do not depend on the net they will train.
 
     python -m pipeline.video.closed_loop_data --out DIR [--quality 30 40] [--size 1024x512] [--frames 30]
-        [--exclude seq0003 ...] [--codes] SOURCE ...
+        [--exclude seq0003 ...] [--codes [--counts-prior]] SOURCE ...
 
 A SOURCE is a folder of sequences (or of frames), a Cityscapes-layout root (e.g. the synthetic renderer's
 output) or a video file.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +53,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="a sequence name to leave out (held-out data); repeat for more")
     parser.add_argument("--max-iterations", type=int, default=6)
     parser.add_argument("--codes", action="store_true", help="write the residual codes instead of the pairs")
+    parser.add_argument("--counts-prior", action="store_true",
+                        help="code the residual with the prior's adaptive counts, without its context net")
     args = parser.parse_args(argv)
     intra, residual = ImageCodec.load(WEIGHTS_DIR / "intra"), ImageCodec.load(WEIGHTS_DIR / "residual")
+    if args.counts_prior and residual.prior is not None:
+        residual = ImageCodec(residual.model, replace(residual.prior, net=None), residual.heads)
     motion = BlockMotion(**{k: v for k, v in OmegaConf.load(MOTION).items() if k != "_target_"})
     args.out.mkdir(parents=True, exist_ok=True)
     written = 0
