@@ -23,7 +23,8 @@ from codec.entropy import Prior, bit_coder, decode_counts, encode_counts
 from codec.model import BLOCK, PAD, Codes
 
 MAGIC = b"DCIM"
-VERSION = 3  # 2: entropy coding with the prior's channel plan; 3: range-coded block count map
+VERSION = 4  # 2: entropy coding with the prior's channel plan; 3: range-coded block count map;
+# 4: recurrent layers updated only around the coded blocks (codec.sparse)
 _HEADER = struct.Struct("<4sB8sH")
 _CHUNK = struct.Struct("<II")
 _META = struct.Struct("<IIBB")  # height, width, iterations, channels
@@ -96,6 +97,9 @@ def unpack(data: bytes, what: str = "image bitstream") -> tuple[bytes, list[byte
     magic, version, model_id, count = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise ValueError(f"{what}: not a drivecodec image (magic {magic!r}, expected {MAGIC!r})")
+    if 1 <= version < VERSION:
+        raise ValueError(f"{what}: written by an older drivecodec in image format version {version}; this build "
+                         f"reads version {VERSION} only: decode it with a drivecodec that reads {version}")
     if version != VERSION:
         raise ValueError(f"{what}: format version {version} is not supported (expected {VERSION})")
     (crc,) = struct.unpack_from("<I", data, _HEADER.size)

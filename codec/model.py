@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from codec import sparse
 from codec.binarizer import Binarizer
 from codec.layers import make_cell
 
@@ -114,32 +115,39 @@ class RNNCodec(nn.Module):
             return 1.0
         return torch.exp(self.log_gain[min(t, self.config.max_iterations - 1)])
 
-    def encode_step(self, residual: Tensor, state: list | None, cond: Tensor | None = None) -> tuple[Tensor, list]:
+    def encode_step(self, residual: Tensor, state: list | None, cond: Tensor | None = None,
+                    active: Tensor | None = None) -> tuple[Tensor, list]:
         """(B, 3, H, W) scaled residual -> (B, 32, H/16, W/16) bits in {-1, +1} and the new encoder state.
 
         ``cond`` (B, 3, H, W) in [-0.5, 0.5] is the condition image of a conditional model (else None).
+        ``active`` (H/16, W/16) bool (one image): the blocks coded in this iteration; the recurrent layers are
+        then updated only around them (:mod:`codec.sparse`), and the other blocks' bits are meaningless.
         """
         self._check_cond(cond, residual)
         state = state or [None] * len(self.enc_rnn)
         x = self.enc_conv(residual)
         if cond is not None:
             x = x + self.enc_cond(cond)
+        blocks = None if active is None else sparse.region(active)
         new_state = []
-        for cell, s in zip(self.enc_rnn, state, strict=True):
-            x, s = cell(x, s)
+        for i, (cell, s) in enumerate(zip(self.enc_rnn, state, strict=True)):
+            scale = 2 ** (len(self.enc_rnn) - 1 - i)  # positions per block side at this cell's output
+            x, s = sparse.step(cell, x, s, None if blocks is None else sparse.at_scale(blocks, scale))
             new_state.append(s)
         return self.binarizer(x), new_state
 
     def decode_step(self, bits: Tensor, state: list | None, cond: Tensor | None = None,
-                    head: nn.Module | None = None) -> tuple[Tensor, list]:
+                    head: nn.Module | None = None, active: Tensor | None = None) -> tuple[Tensor, list]:
         """(B, 32, h, w) bits (0 where not sent) -> (B, 3, 16h, 16w) output in [-0.5, 0.5] and the new state.
 
         ``cond`` (B, 3, 16h, 16w) in [-0.5, 0.5] is the condition image of a conditional model (else None).
         A ``head`` (:class:`codec.scaled.ScaledHead`) takes over after the first ``head.trunk`` recurrent layers:
         the output is then (B, 3, 16h / f, 16w / f), f = ``head.factor``, and ``cond`` is at that size.
+        ``active`` (h, w) bool (one image): the blocks sent in this iteration (see :meth:`decode_trunk`); the
+        output is meaningful only there.
         """
         layers = head.trunk if head is not None else len(self.dec_rnn)
-        x, new_state = self.decode_trunk(bits, state or [None] * layers, None if head is not None else cond)
+        x, new_state = self.decode_trunk(bits, state or [None] * layers, None if head is not None else cond, active)
         if head is not None:
             return head(x, cond), new_state
         x = F.pixel_shuffle(x, 2)
@@ -147,18 +155,21 @@ class RNNCodec(nn.Module):
             x = x + self.dec_cond[1](cond)
         return torch.tanh(self.dec_out(x)) * 0.5, new_state
 
-    def decode_trunk(self, bits: Tensor, state: list, cond: Tensor | None = None) -> tuple[Tensor, list]:
+    def decode_trunk(self, bits: Tensor, state: list, cond: Tensor | None = None,
+                     active: Tensor | None = None) -> tuple[Tensor, list]:
         """The first k = ``len(state)`` recurrent decoder layers, each but the last followed by depth-to-space:
         (B, 32, h, w) bits -> the k-th layer's output (B, C, h * 2 ** (k - 1), w * 2 ** (k - 1)) and the layers' new
-        states (``cond``: see decode_step)."""
+        states (``cond``: see decode_step). With ``active`` (h, w) bool (one image) the layers are updated only
+        around the sent blocks and keep their state elsewhere (:mod:`codec.sparse`); None updates them all."""
         x = self.dec_conv(bits)
+        blocks = None if active is None else sparse.region(active)
         new_state = []
         for i, s in enumerate(state):
             if i:
                 x = F.pixel_shuffle(x, 2)
             if cond is not None and i == len(self.dec_rnn) - 1:
                 x = x + self.dec_cond[0](cond)
-            x, s = self.dec_rnn[i](x, s)
+            x, s = sparse.step(self.dec_rnn[i], x, s, None if blocks is None else sparse.at_scale(blocks, 2 ** i))
             new_state.append(s)
         return x, new_state
 
@@ -238,9 +249,9 @@ class RNNCodec(nn.Module):
         for t in range(iterations):
             if not bool(active.any()):
                 break
-            bits, enc_state = self.encode_step((xp - recon) * self.gain(t), enc_state, cond)
+            bits, enc_state = self.encode_step((xp - recon) * self.gain(t), enc_state, cond, active)
             bits = bits * active.to(bits.dtype)
-            out, new_state = self.decode_step(bits, dec_state, cond)
+            out, new_state = self.decode_step(bits, dec_state, cond, active=active)
             after = self._masked_update(t, recon, out, active)
             if keep is not None:
                 kept = keep(t, recon.clamp(-0.5, 0.5), after.clamp(-0.5, 0.5), bits)
@@ -252,7 +263,7 @@ class RNNCodec(nn.Module):
                 if not torch.equal(kept, active):  # the decoder must see only what is sent
                     active = kept
                     bits = bits * active.to(bits.dtype)
-                    out, new_state = self.decode_step(bits, dec_state, cond)
+                    out, new_state = self.decode_step(bits, dec_state, cond, active=active)
                     after = self._masked_update(t, recon, out, active)
             all_bits.append(bits[0].to(torch.int8).cpu())
             counts += active.cpu().long()
@@ -296,7 +307,7 @@ class RNNCodec(nn.Module):
         self._check_cond(cond, recon)
         for t in range(iterations):
             bits = torch.from_numpy(codes.bits[t].astype(np.float32))[None].to(device)
-            out, dec_state = self.decode_step(bits, dec_state, cond, head)
+            out, dec_state = self.decode_step(bits, dec_state, cond, head, counts > t)
             recon = self._masked_update(t, recon, out, counts > t, block)
             yield recon.clamp(-0.5, 0.5)[..., :height, :width]
 

@@ -107,6 +107,8 @@ def test_foreign_and_mismatched_files(codec: ImageCodec, coded) -> None:
         codec.decompress(b"\x89PNG\r\n\x1a\n" + data[8:])
     with pytest.raises(ValueError, match="version"):
         codec.decompress(data[:4] + b"\x07" + data[5:])
+    with pytest.raises(ValueError, match=f"older drivecodec in image format version {bitstream.VERSION - 1}"):
+        codec.decompress(data[:4] + bytes([bitstream.VERSION - 1]) + data[5:])
     other = ImageCodec(RNNCodec(width=0.0625, unit="lstm"))
     with pytest.raises(ValueError, match="made by model"):
         other.decompress(data)

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"DCVS"
-VERSION = 5  # 2: entropy coding with the prior's channel plan; 3: range-coded count maps, context-coded vectors;
-# 4: vectors MED-predicted (flow.vector_coding version 3); 5: vector merges (flow.vector_coding version 4)
+VERSION = 6  # 2: entropy coding with the prior's channel plan; 3: range-coded count maps, context-coded vectors;
+# 4: vectors MED-predicted (flow.vector_coding version 3); 5: vector merges (flow.vector_coding version 4);
+# 6: recurrent layers updated only around the coded blocks (codec.sparse, image format version 4)
 _RECORD = struct.Struct("<2sBIII")
 FRAME_TYPES = {0: "I", 1: "P"}
 _TYPE_CODES = {name: code for code, name in FRAME_TYPES.items()}
