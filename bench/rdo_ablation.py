@@ -69,6 +69,14 @@ REFERENCE_ROW = {7: 6, 8: 6, 9: 6, 10: 6}  # rows compared with another than the
 METRICS = {"msssim": 1.0, "psnr": 1.0, "flow_consistency": -1.0}
 
 
+def sequence_frames(sequence: str, count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of a shared Cityscapes sequence at 1024x512, uint8 RGB."""
+    folder = DATA / sequence
+    if not folder.is_dir():
+        raise SystemExit(f"{folder} not found: the shared Cityscapes sequences live beside the checkout")
+    return [f.image for f in next(iter(FolderDataset(folder, frames_per_sequence=count, resize="1024x512")))]
+
+
 def _bd(ref: list[dict], test: list[dict], metric: str) -> str:
     sign = METRICS[metric]
     try:
@@ -84,8 +92,7 @@ def _row(task: tuple[int, str, int]) -> tuple[str, list[str], list[dict]]:
     index, sequence, count = task
     torch.set_num_threads(1)
     name, sweep, points, overrides = ROWS[index]
-    frames = [f.image for f in next(iter(FolderDataset(DATA / sequence, frames_per_sequence=count,
-                                                        resize="1024x512")))]
+    frames = sequence_frames(sequence, count)
     pixels = frames[0].shape[0] * frames[0].shape[1]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         flow_metrics = {"flow_consistency": instantiate(compose("config").eval.flow_metrics.flow_consistency)}

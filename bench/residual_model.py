@@ -22,9 +22,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from bench.rdo_ablation import DATA, _bd
+from bench.rdo_ablation import _bd, sequence_frames
 from bench.results import append
-from pipeline.datasets import FolderDataset
 from pipeline.evaluation.metrics import score
 from pipeline.evaluation.rnn import RNNVideoCodec
 from pipeline.image_quality import msssim, psnr
@@ -44,12 +43,8 @@ def main() -> int:
     parser.add_argument("--title", default="Residual model: new against old under the same rate control")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    folder = DATA / args.sequence
-    if not folder.is_dir():
-        raise SystemExit(f"{folder} not found: the shared Cityscapes sequences live beside the checkout")
     torch.set_num_threads(args.threads)
-    frames = [f.image for f in next(iter(FolderDataset(folder, frames_per_sequence=args.frames,
-                                                        resize="1024x512")))]
+    frames = sequence_frames(args.sequence, args.frames)
     pixels = frames[0].shape[0] * frames[0].shape[1]
     points = [float(p) for p in args.points.split(",")]
     load = os.getloadavg()[0]

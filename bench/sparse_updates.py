@@ -21,10 +21,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from bench.rdo_ablation import DATA, _bd
+from bench.rdo_ablation import _bd, sequence_frames
 from bench.results import append
 from codec import sparse
-from pipeline.datasets import FolderDataset
 from pipeline.evaluation.metrics import score
 from pipeline.evaluation.rnn import RNNVideoCodec
 from pipeline.paths import CONF_DIR
@@ -37,12 +36,8 @@ def main() -> int:
     parser.add_argument("--points", default="28,34,40,46")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    folder = DATA / args.sequence
-    if not folder.is_dir():
-        raise SystemExit(f"{folder} not found: the shared Cityscapes sequences live beside the checkout")
     torch.set_num_threads(args.threads)
-    frames = [f.image for f in next(iter(FolderDataset(folder, frames_per_sequence=args.frames,
-                                                        resize="1024x512")))]
+    frames = sequence_frames(args.sequence, args.frames)
     points = [float(p) for p in args.points.split(",")]
     load = os.getloadavg()[0]
     curves = {}
