@@ -289,3 +289,12 @@ def test_closed_loop_codes_are_what_the_stream_holds(tmp_path, prior: list[str])
     assert bits.shape[1:] == (32, 128 // 16, 256 // 16) and counts.shape == bits.shape[2:]
     for t in range(bits.shape[0]):
         assert np.all(np.abs(bits[t][:, counts > t]) == 1) and np.all(bits[t][:, counts <= t] == 0)
+
+
+def test_closed_loop_data_reads_a_candidate_residual_model(tmp_path) -> None:
+    """``--residual STEM`` codes with a model that has not shipped; a missing one is named in the error."""
+    from pipeline.video.closed_loop_data import main as closed_loop_data
+
+    with pytest.raises(FileNotFoundError, match="candidate.json"):
+        closed_loop_data(["--out", str(tmp_path), "--residual", str(tmp_path / "candidate"), str(tmp_path)])
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -9,7 +9,7 @@ int8, ``counts`` (h, w)), the training data of the learned context model (``code
 data do not depend on the net they will train.
 
     python -m pipeline.video.closed_loop_data --out DIR [--quality 30 40] [--size 1024x512] [--frames 30]
-        [--exclude seq0003 ...] [--codes [--counts-prior]] SOURCE ...
+        [--exclude seq0003 ...] [--codes [--counts-prior]] [--residual STEM] SOURCE ...
 
 A SOURCE is a folder of sequences (or of frames), a Cityscapes-layout root (e.g. the synthetic renderer's
 output) or a video file.
@@ -55,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codes", action="store_true", help="write the residual codes instead of the pairs")
     parser.add_argument("--counts-prior", action="store_true",
                         help="code the residual with the prior's adaptive counts, without its context net")
+    parser.add_argument("--residual", type=Path, default=WEIGHTS_DIR / "residual",
+                        help="the residual model's weights stem (a candidate before it ships)")
     args = parser.parse_args(argv)
-    intra, residual = ImageCodec.load(WEIGHTS_DIR / "intra"), ImageCodec.load(WEIGHTS_DIR / "residual")
+    intra, residual = ImageCodec.load(WEIGHTS_DIR / "intra"), ImageCodec.load(args.residual)
     if args.counts_prior and residual.prior is not None:
         residual = ImageCodec(residual.model, replace(residual.prior, net=None), residual.heads)
     motion = BlockMotion(**{k: v for k, v in OmegaConf.load(MOTION).items() if k != "_target_"})
