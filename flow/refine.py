@@ -3,8 +3,8 @@
 The search (:mod:`flow.block_matching`) scores vectors by luma SAD and a rate penalty proportional to their
 distance from the predicted vector; the whole-frame choice between fields (:class:`flow.motion.BlockMotion`) uses
 the real prediction error and the real bits, but only between whole fields. This pass makes that choice per
-block: each block may take the vector the coder predicts for it (a zero residual, a fraction of a bit), that
-vector in one component only, or one of its four neighbours' vectors, whichever lowers
+block: each block may take the vector the coder predicts for it (a zero residual, a fraction of a bit) or one
+of its four neighbours' vectors, whichever lowers
 
     squared RGB prediction error (with the compensation the decoder runs, OBMC included) + lambda x vector bits.
 
@@ -62,8 +62,7 @@ def refine_vectors(cur: np.ndarray, ref: np.ndarray, mv: np.ndarray, block: int,
 
             best = cost(mv)
             choice = mv.copy()
-            predicted = predict(np.round(mv * unit)) / unit
-            for candidate in [predicted, *_one_component(mv, predicted), *_neighbours(mv)]:
+            for candidate in [predict(np.round(mv * unit)) / unit, *_neighbours(mv)]:
                 field = np.where(turn[..., None], candidate, mv).astype(np.float32)
                 moved = turn & (field != mv).any(-1)
                 if not moved.any():
@@ -132,12 +131,6 @@ def _window_sse(error: np.ndarray, block: int, rows: int, cols: int) -> np.ndarr
         for dx in range(4):
             total += cells[dy : dy + 2 * rows : 2, dx : dx + 2 * cols : 2]
     return total * half * half
-
-
-def _one_component(mv: np.ndarray, predicted: np.ndarray) -> list[np.ndarray]:
-    """The field with the predicted vectors' horizontal, then vertical, component: a residual in one component only
-    costs about half a residual's bits."""
-    return [np.stack([predicted[..., 0], mv[..., 1]], -1), np.stack([mv[..., 0], predicted[..., 1]], -1)]
 
 
 def _neighbours(mv: np.ndarray) -> list[np.ndarray]:

@@ -61,19 +61,6 @@ def test_without_a_rate_term_only_better_predictions_are_taken(obmc: bool) -> No
     assert _sse(cur, ref, refined, obmc) < 0.5 * _sse(cur, ref, noisy, obmc)  # the knocked-off blocks come back
 
 
-def test_a_block_off_in_one_component_takes_the_prediction_in_that_component_only() -> None:
-    """Block (2, 4) moved by (2, 0) px while the rest stood still: from (2, 1.5) neither the predicted vector (0, 0)
-    nor a neighbour's is right, but the predicted vertical component is."""
-    ref = textured(96, 160, seed=9)
-    cur = ref.copy()
-    cur[32:48, 64:80] = shifted(ref, -2.0, 0.0)[32:48, 64:80]
-    mv = np.zeros((6, 10, 2), np.float32)
-    mv[2, 4] = (2.0, 1.5)
-    refined = refine_vectors(cur, ref, mv, 16, 1.0, 4, False, "cubic")
-    assert refined[2, 4].tolist() == [2.0, 0.0]
-    assert _sse(cur, ref, refined, False) < 0.1 * _sse(cur, ref, mv, False)
-
-
 def test_a_rate_term_trades_prediction_for_bits_and_keeps_the_unit() -> None:
     ref = textured(96, 160, seed=6)
     cur, noisy = _noisy_field(ref, seed=7)
