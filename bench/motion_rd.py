@@ -1,6 +1,6 @@
 """Vector bits and prediction quality of the motion search, at the lambdas the coder runs (issue 14).
 
-    python -m bench.motion_rd [--pairs 4] [--qualities 30,38,46]
+    python -m bench.motion_rd [--pairs 4] [--qualities 30,38,42,46]
 
 On the 5 shared Cityscapes sequences at 1024x512 (the coding size), frame t is predicted from the original
 frame t-1 (pairs spread over each sequence). Three searches, all coded with the shipped vector coder:
@@ -32,7 +32,7 @@ from pipeline.video.rate import RateControl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=4)
-    parser.add_argument("--qualities", default="30,38,46")
+    parser.add_argument("--qualities", default="30,38,42,46")
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} not found: the shared Cityscapes sequences live beside the checkout")
