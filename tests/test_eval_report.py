@@ -201,6 +201,36 @@ def test_cached_points_are_reused_until_something_they_depend_on_changes(tmp_pat
     assert Counting.calls == 16
 
 
+def test_runs_over_different_subsets_of_sequences_share_cached_rows(tmp_path):
+    """The report draws its pictures from its first sequence; a run in which that sequence came second reuses
+    its rows, and codes it again only where the pictures' crops are missing."""
+    from pipeline.evaluation.cache import ResultCache
+
+    class Counting(IterationJPEG):
+        calls = 0
+
+        def code(self, frames, point):
+            Counting.calls += 1
+            return super().code(frames, point)
+
+    a, b = (("a", moving_frames(3, HEIGHT, WIDTH, seed=0)), ("b", moving_frames(3, HEIGHT, WIDTH, seed=1)))
+    metrics = {"flow_consistency": FlowConsistency(FLOW)}
+
+    def run(sequences, root=tmp_path):
+        return evaluate_codecs(sequences, [Counting()], metrics, PictureFlow(FLOW), crop=(64, 48), progress=False,
+                               cache=ResultCache(root), cache_keys={"jpeg_iter": "k"})
+
+    alone = run([a])  # pictures from a
+    assert Counting.calls == 4
+    run([b, a])  # pictures from b; a's rows come from the cache
+    assert Counting.calls == 8
+    both = run([a, b])  # rows and a's crops cached
+    assert Counting.calls == 8 and [r["bpp"] for r in both.rows[:4]] == [r["bpp"] for r in alone.rows]
+    run([b], tmp_path / "other")
+    run([a, b], tmp_path / "other")  # b's rows and crops cached; a's crops and rows missing
+    assert Counting.calls == 8 + 4 + 4
+
+
 @pytest.mark.parametrize(("compare", "message"), [("[x264,nope]", "eval.compare names 'nope'"),
                                                   ("[jpeg]", "eval.reference=x264 is not among")])
 @pytest.mark.slow

@@ -30,7 +30,9 @@ def frames_digest(frames: list[np.ndarray]) -> str:
 
 
 class ResultCache:
-    """Rows and picture crops under ``root/<codec>/<codec key>/<sequence digest>/<point>.json|.npz``."""
+    """Rows under ``root/<codec>/<codec key>/<sequence digest>/<point>.json``; the report's picture crops under
+    ``.../<sequence digest>-<pictures>/<point>.npz``, where ``pictures`` names the frame and crop size. Rows do not
+    depend on which sequence the pictures come from, so runs over different subsets of the sequences share them."""
 
     def __init__(self, root: str | Path, force: bool = False) -> None:
         self.root, self.force = Path(root), force
@@ -40,26 +42,28 @@ class ResultCache:
         return self.root / codec / codec_key / sequence / f"{name}{suffix}"
 
     def get(self, codec: str, codec_key: str, sequence: str, point: Any,
-            pictures: bool) -> tuple[dict, dict[str, np.ndarray] | None] | None:
-        """(row, crops or None) when cached (with crops, when ``pictures``), else None."""
+            pictures: str | None) -> tuple[dict, dict[str, np.ndarray] | None] | None:
+        """(row, crops or None) when cached (with the crops named ``pictures``, when given), else None."""
         if self.force:
             return None
         row_path = self._path(codec, codec_key, sequence, point, ".json")
-        crop_path = row_path.with_suffix(".npz")
-        if not row_path.is_file() or (pictures and not crop_path.is_file()):
+        crop_path = self._path(codec, codec_key, f"{sequence}-{pictures}", point, ".npz") if pictures else None
+        if not row_path.is_file() or (crop_path is not None and not crop_path.is_file()):
             return None
         try:
             row = json.loads(row_path.read_text())
-            crops = dict(np.load(crop_path)) if pictures else None
+            crops = dict(np.load(crop_path)) if crop_path is not None else None
         except (OSError, ValueError):
             return None  # a damaged entry is recomputed and overwritten
         return row, crops
 
     def put(self, codec: str, codec_key: str, sequence: str, point: Any, row: dict,
-            crops: dict[str, np.ndarray] | None) -> None:
-        row_path = self._path(codec, codec_key, sequence, point, ".json")
+            crops: dict[str, np.ndarray] | None, pictures: str | None = None) -> None:
+        """Store a row and, with ``pictures`` (the name :meth:`get` will ask for), its crops."""
         if crops is not None:
+            if not pictures:
+                raise ValueError("picture crops need the name of their pictures (frame and crop size)")
             buffer = io.BytesIO()
             np.savez_compressed(buffer, **crops)
-            write_bytes(row_path.with_suffix(".npz"), buffer.getvalue())
-        write_bytes(row_path, json.dumps(row, allow_nan=True).encode())
+            write_bytes(self._path(codec, codec_key, f"{sequence}-{pictures}", point, ".npz"), buffer.getvalue())
+        write_bytes(self._path(codec, codec_key, sequence, point, ".json"), json.dumps(row, allow_nan=True).encode())

@@ -83,11 +83,12 @@ def evaluate_codecs(sequences: Iterable[tuple[str, list[np.ndarray]]], codecs: l
             row = score_frames(frames, copy, bits, flow_metrics)
             floor_rows.setdefault(variant, []).append(row)
         bar = tqdm(total=jobs, desc=f"{seq_name}", disable=not progress, leave=False)
-        digest = frames_digest(frames) + (f"-pictures{k}-{crop[0]}x{crop[1]}" if pictures else "")
+        digest = frames_digest(frames)
+        picture_name = f"pictures{k}-{crop[0]}x{crop[1]}" if pictures else None
         for codec in codecs:
             key = (cache_keys or {}).get(codec.name) if cache is not None else None
             for point in codec.points():
-                hit = cache.get(codec.name, key, digest, point, pictures) if key else None
+                hit = cache.get(codec.name, key, digest, point, picture_name) if key else None
                 if hit is None:
                     coded = codec.code(frames, point)
                     coded.check(frames, codec.name, point)
@@ -99,7 +100,7 @@ def evaluate_codecs(sequences: Iterable[tuple[str, list[np.ndarray]]], codecs: l
                         crops = {"image": centre_crop(decoded[k], *crop),
                                  "flow": centre_crop(flow_to_color(flow, scale), *crop)}
                     if key:
-                        cache.put(codec.name, key, digest, point, row, crops)
+                        cache.put(codec.name, key, digest, point, row, crops, picture_name)
                 else:
                     row, crops = hit
                 result.rows.append({"sequence": seq_name, "codec": codec.name, "point": point, **row})
