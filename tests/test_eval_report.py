@@ -171,16 +171,20 @@ def test_plot_overlays_runs(report, tmp_path):
     assert bad.returncode == 2 and "not an evaluation results.json" in bad.stderr
 
 
+class Counting(IterationJPEG):
+    """IterationJPEG counting the points it codes, over all instances (each evaluation run builds its own)."""
+
+    calls = 0
+
+    def code(self, frames, point):
+        Counting.calls += 1
+        return super().code(frames, point)
+
+
 def test_cached_points_are_reused_until_something_they_depend_on_changes(tmp_path):
     from pipeline.evaluation.cache import ResultCache
 
-    class Counting(IterationJPEG):
-        calls = 0
-
-        def code(self, frames, point):
-            Counting.calls += 1
-            return super().code(frames, point)
-
+    Counting.calls = 0
     sequences = [("a", moving_frames(3, HEIGHT, WIDTH, seed=0))]
     metrics = {"flow_consistency": FlowConsistency(FLOW)}
 
@@ -206,13 +210,7 @@ def test_runs_over_different_subsets_of_sequences_share_cached_rows(tmp_path):
     its rows, and codes it again only where the pictures' crops are missing."""
     from pipeline.evaluation.cache import ResultCache
 
-    class Counting(IterationJPEG):
-        calls = 0
-
-        def code(self, frames, point):
-            Counting.calls += 1
-            return super().code(frames, point)
-
+    Counting.calls = 0
     a, b = (("a", moving_frames(3, HEIGHT, WIDTH, seed=0)), ("b", moving_frames(3, HEIGHT, WIDTH, seed=1)))
     metrics = {"flow_consistency": FlowConsistency(FLOW)}
 
