@@ -229,6 +229,25 @@ def test_runs_over_different_subsets_of_sequences_share_cached_rows(tmp_path):
     assert Counting.calls == 8 + 4 + 4
 
 
+def test_the_cache_key_follows_our_coders_source_not_its_training_data_tools(tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_dir
+
+    import pipeline.commands.evaluate as evaluate
+    from pipeline.paths import CONF_DIR, REPO_DIR
+
+    for part in ("codec", "flow", "pipeline"):
+        shutil.copytree(REPO_DIR / part, tmp_path / part)
+    monkeypatch.setattr(evaluate, "REPO_DIR", tmp_path)
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config")
+    key = evaluate.cache_key(cfg, "rnn_mc")
+    (tmp_path / "pipeline" / "video" / "closed_loop_data.py").write_text("# edited\n")
+    assert evaluate.cache_key(cfg, "rnn_mc") == key
+    with open(tmp_path / "pipeline" / "video" / "coder.py", "a") as f:
+        f.write("# edited\n")
+    assert evaluate.cache_key(cfg, "rnn_mc") != key
+
+
 @pytest.mark.parametrize(("compare", "message"), [("[x264,nope]", "eval.compare names 'nope'"),
                                                   ("[jpeg]", "eval.reference=x264 is not among")])
 @pytest.mark.slow

@@ -47,6 +47,8 @@ def build_codecs(eval_cfg: DictConfig) -> list[VideoCodec]:
 _SCORING_CODE = ["pipeline/evaluation/metrics.py", "pipeline/evaluation/flow_scores.py", "pipeline/image_quality.py",
                  "flow"]
 _OUR_CODE = ["codec", "pipeline/video", "pipeline/evaluation/rnn.py"]
+# Training-data tools beside the coder: they code nothing that is scored, so editing them keeps the cache.
+_NOT_CODING = {"pipeline/video/closed_loop_data.py", "pipeline/video/residual_data.py"}
 _HASHED = {".py", ".safetensors"}  # in folders: code and weights (codec/weights), so a retrained model rescores
 
 
@@ -70,7 +72,8 @@ def cache_key(cfg: DictConfig, name: str) -> str:
     for rel in files:
         path = REPO_DIR / rel
         for file in sorted(p for p in path.rglob("*") if p.suffix in _HASHED) if path.is_dir() else [path]:
-            digest.update(file.read_bytes())
+            if file.relative_to(REPO_DIR).as_posix() not in _NOT_CODING:
+                digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
 
 
