@@ -69,10 +69,11 @@ def cache_key(cfg: DictConfig, name: str) -> str:
     digest = hashlib.sha256(settings.encode())
     for name_ in (av.__version__, cv2.__version__, torch.__version__):
         digest.update(name_.encode())
+    skipped = {REPO_DIR / rel for rel in _NOT_CODING}
     for rel in files:
-        path = REPO_DIR / rel
+        path = REPO_DIR / rel  # weights may be named by absolute paths, anywhere
         for file in sorted(p for p in path.rglob("*") if p.suffix in _HASHED) if path.is_dir() else [path]:
-            if file.relative_to(REPO_DIR).as_posix() not in _NOT_CODING:
+            if file not in skipped:
                 digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
 
