@@ -41,13 +41,16 @@ class ResultCache:
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(point))
         return self.root / codec / codec_key / sequence / f"{name}{suffix}"
 
+    def _crops_path(self, codec: str, codec_key: str, sequence: str, point: Any, pictures: str) -> Path:
+        return self._path(codec, codec_key, f"{sequence}-{pictures}", point, ".npz")
+
     def get(self, codec: str, codec_key: str, sequence: str, point: Any,
             pictures: str | None) -> tuple[dict, dict[str, np.ndarray] | None] | None:
         """(row, crops or None) when cached (with the crops named ``pictures``, when given), else None."""
         if self.force:
             return None
         row_path = self._path(codec, codec_key, sequence, point, ".json")
-        crop_path = self._path(codec, codec_key, f"{sequence}-{pictures}", point, ".npz") if pictures else None
+        crop_path = self._crops_path(codec, codec_key, sequence, point, pictures) if pictures else None
         if not row_path.is_file() or (crop_path is not None and not crop_path.is_file()):
             return None
         try:
@@ -65,5 +68,5 @@ class ResultCache:
                 raise ValueError("picture crops need the name of their pictures (frame and crop size)")
             buffer = io.BytesIO()
             np.savez_compressed(buffer, **crops)
-            write_bytes(self._path(codec, codec_key, f"{sequence}-{pictures}", point, ".npz"), buffer.getvalue())
+            write_bytes(self._crops_path(codec, codec_key, sequence, point, pictures), buffer.getvalue())
         write_bytes(self._path(codec, codec_key, sequence, point, ".json"), json.dumps(row, allow_nan=True).encode())
