@@ -14,6 +14,7 @@ from safetensors.numpy import load_file
 from codec.bitstream import chunks_to_codes, codes_to_chunks, pack, unpack
 from codec.entropy import Prior
 from codec.model import Codes, RNNCodec
+from codec.precision import compute_precision
 from codec.scaled import ScaledHead, factor_of, load_heads
 from codec.zoo import WEIGHTS_DIR, load_model, weights_stem
 
@@ -66,9 +67,9 @@ class ImageCodec:
 
     # ---- tensors <-> codes <-> chunks --------------------------------------------------------------
     def encode(self, x: torch.Tensor, iterations: int, keep: RateKeep | None = None,
-               active: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> Codes:
+               active: torch.Tensor | None = None, cond: torch.Tensor | None = None, precision: str = "fp32") -> Codes:
         """(1, 3, H, W) in [-0.5, 0.5] -> :class:`Codes` (see :meth:`RNNCodec.encode`; ``cond`` is the condition
-        image (1, 3, H, W) in [-0.5, 0.5] of a conditional model).
+        image (1, 3, H, W) in [-0.5, 0.5] of a conditional model; ``precision``: :data:`codec.precision.PRECISIONS`).
 
         ``keep`` also sees each iteration's bit cost per block, estimated from the entropy prior
         (:meth:`estimate_bits`), so it can weigh distortion against rate.
@@ -84,20 +85,26 @@ class ImageCodec:
                 return kept
 
         device = self.model.dec_out.weight.device
-        return self.model.encode(x.to(device), iterations, hook, active, None if cond is None else cond.to(device))
+        with compute_precision(precision, device):
+            codes = self.model.encode(x.to(device), iterations, hook, active, None if cond is None else cond.to(device))
+        codes.recon = codes.recon.float()
+        return codes
 
     def estimate_bits(self, bits: np.ndarray, previous: np.ndarray | None = None, t: int = 0) -> torch.Tensor:
         """(h, w) estimated coded bits of each block for iteration ``t``'s bits (C, h, w) in {-1, 0, +1}."""
         return torch.from_numpy(self._rate_prior.estimate_bits(bits, previous, t)).float()
 
     def decode(self, codes: Codes, iterations: int | None = None, cond: torch.Tensor | None = None,
-               scale: float = 1.0) -> torch.Tensor:
-        """:class:`Codes` -> (1, 3, H, W) in [-0.5, 0.5] from the first ``iterations`` (``cond``: see encode).
+               scale: float = 1.0, precision: str = "fp32") -> torch.Tensor:
+        """:class:`Codes` -> (1, 3, H, W) in [-0.5, 0.5] from the first ``iterations`` (``cond``, ``precision``:
+        see encode).
 
         ``scale`` 0.5 or 0.25 decodes the same codes at that size, (1, 3, ceil(H * scale), ceil(W * scale)),
         with the decoder head shipped for it; ``cond`` is then at that size too.
         """
-        return self.model.decode(codes, iterations, cond, self.head(scale))
+        head = self.head(scale)
+        with compute_precision(precision, self.model.dec_out.weight.device):
+            return self.model.decode(codes, iterations, cond, head).float()
 
     def head(self, scale: float) -> ScaledHead | None:
         """The decoder head for ``scale`` (None at full size); a clear error for a scale without one."""

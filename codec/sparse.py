@@ -96,7 +96,7 @@ def step(cell: nn.Module, x: Tensor, state: tuple | None, positions: Tensor | No
 def _scatter(full: Tensor, values: Tensor, index: Tensor) -> Tensor:
     """A channels-last copy of ``full`` (1, C, H, W) with ``values`` (N, C) at flat positions ``index``."""
     out = torch.empty_like(full, memory_format=torch.channels_last).copy_(full)
-    rows(out)[index] = values
+    rows(out)[index] = values.to(out.dtype)  # under bf16 autocast the two can differ
     return out
 
 

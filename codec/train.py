@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import time
@@ -21,6 +20,7 @@ from atomic import temporary_path
 from codec.data import CropSource
 from codec.losses import WeightedLoss, weighted_total
 from codec.model import ModelConfig, RNNCodec
+from codec.precision import PRECISIONS, compute_precision
 from codec.zoo import load_model, read_meta, save_model
 
 
@@ -41,6 +41,7 @@ class TrainConfig:
     seed: int
     threads: int
     device: str  # auto | cpu | cuda
+    precision: str  # auto (bf16 on a GPU, fp32 on a CPU) | fp32 | bf16: the arithmetic of the forward pass
     # Residual training: images are (frame, prediction) pairs (6 channels); the model codes
     # (frame - prediction) * residual_gain (conditional models also see the prediction) and the losses
     # compare prediction + decoded residual with the frame. None: plain images.
@@ -95,7 +96,7 @@ def train(model_config: ModelConfig, losses: list[WeightedLoss], source: CropSou
     log_path = out_dir / "log.csv"
     new_log = not log_path.is_file()
     start = time.monotonic() - seconds  # training time so far, carried over resumes
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    amp = compute_precision(training_precision(cfg.precision, device), device)
     with log_path.open("a", newline="") as log_file, tqdm(total=cfg.steps, initial=step, desc="train") as bar:
         log = csv.writer(log_file)
         if new_log:
@@ -129,6 +130,15 @@ def train(model_config: ModelConfig, losses: list[WeightedLoss], source: CropSou
                 log_file.flush()
                 _checkpoint(model, optim, last, step, time.monotonic() - start, cfg)
     return last.with_suffix(".safetensors")
+
+
+def training_precision(setting: str, device: torch.device) -> str:
+    """``train.precision`` resolved on ``device``: auto is bf16 on a GPU and fp32 on a CPU."""
+    if setting == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if setting not in PRECISIONS:
+        raise ValueError(f"train.precision={setting!r} is unknown; expected auto or one of {PRECISIONS}")
+    return setting
 
 
 def _reconstruct(model: RNNCodec, target: torch.Tensor, cfg: TrainConfig,

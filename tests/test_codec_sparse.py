@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from codec import sparse
 from codec.layers import make_cell
 from codec.model import RNNCodec
+from codec.precision import compute_precision
 
 
 @pytest.mark.parametrize(("kernel", "stride"), [(1, 1), (1, 2), (3, 1), (3, 2)])
@@ -72,9 +73,10 @@ def test_region_is_the_sent_blocks_and_their_neighbours() -> None:
     assert torch.equal(sparse.region(active), expected)
 
 
-def test_sparse_iterations_decode_exactly_what_the_encoder_reconstructed(monkeypatch) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_sparse_iterations_decode_exactly_what_the_encoder_reconstructed(precision: str, monkeypatch) -> None:
     """Later iterations keep a few blocks, so their layers run on gathered windows; the decoder must still
-    reproduce the encoder's reconstruction bit for bit."""
+    reproduce the encoder's reconstruction bit for bit, at either precision."""
     torch.manual_seed(3)
     model = RNNCodec(width=0.125).eval()
     x = torch.rand(1, 3, 96, 160) - 0.5
@@ -87,7 +89,9 @@ def test_sparse_iterations_decode_exactly_what_the_encoder_reconstructed(monkeyp
         kept[: 3 - t % 2, : 5 - t] = True  # a shrinking corner
         return kept
 
-    codes = model.encode(x, 4, keep=keep)
+    with compute_precision(precision, x.device):
+        codes = model.encode(x, 4, keep=keep)
+        decoded = model.decode(codes)
     assert calls and max(calls) <= sparse.DENSE_FRACTION  # the gathered path ran
     assert codes.counts.max() == 4 and (codes.counts == 0).sum() > 0
-    assert torch.equal(model.decode(codes), codes.recon)
+    assert torch.equal(decoded, codes.recon)

@@ -84,6 +84,30 @@ def test_flow_loss_config_trains_on_pairs(tmp_path: Path) -> None:
     assert "flow=" in (tmp_path / "log.csv").read_text()
 
 
+def test_bf16_training_runs_the_network_in_bf16_and_auto_keeps_fp32_on_a_cpu(tmp_path: Path, monkeypatch) -> None:
+    from codec import train as training
+    from codec.model import ModelConfig
+
+    seen = []  # the dtype each step's last reconstruction leaves the network in
+    forward = RNNCodec.forward
+
+    def recording(self, *args, **kwargs):
+        recons = forward(self, *args, **kwargs)
+        seen.append(recons[-1].dtype)
+        return recons
+
+    monkeypatch.setattr(RNNCodec, "forward", recording)
+    frame = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    for precision in ("auto", "bf16"):
+        cfg = train_config(steps=1, batch=1, crop=32, iterations=2, threads=1, device="cpu", precision=precision)
+        training.train(ModelConfig(width=0.0625), [("l1", L1Loss(), 1.0)], CropSource([frame]), cfg,
+                       tmp_path / precision)
+    assert seen == [torch.float32, torch.bfloat16]
+    assert training.training_precision("auto", torch.device("cuda")) == "bf16"
+    with pytest.raises(ValueError, match="train.precision='fp16'"):
+        training.training_precision("fp16", torch.device("cpu"))
+
+
 def test_crop_source_pairs_and_valid() -> None:
     frame = np.zeros((48, 64, 3), np.uint8)
     flow = np.zeros((48, 64, 2), np.float32)

@@ -184,6 +184,32 @@ def test_conditional_residual_model_decodes_bit_for_bit(codecs, frames):
     assert coded[1].prediction is not None and coded[1].prediction.shape == frames[0].shape
 
 
+def test_bf16_streams_name_their_precision_and_decode_bit_for_bit_with_it(codecs, frames):
+    rate = RateControl(quality=20, max_iterations=3)
+    bf16 = VideoCoder(*codecs, BlockMotion(search=16), mode="mc", gop=3, rate=rate, precision="bf16")
+    coded, data = _code(bf16, frames)
+    assert container.decode_header(data)[0]["precision"] == "bf16"
+    fp32 = VideoCoder(*codecs, BlockMotion(search=16), mode="mc", gop=3, rate=rate)
+    for c, (_, image) in zip(coded, fp32.decode(data), strict=True):  # the stream's precision, not the coder's
+        assert np.array_equal(c.decoded, image)
+    reference, _ = _code(fp32, frames)
+    assert any(not np.array_equal(a.decoded, b.decoded) for a, b in zip(coded, reference, strict=True))
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        VideoCoder(*codecs, BlockMotion(), precision="fp16")
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(native, expected, monkeypatch):
+    from codec import precision
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert precision.resolve("auto", torch.device("cpu")) == expected
+    assert precision.resolve("fp32", torch.device("cpu")) == "fp32"
+    with pytest.raises(ValueError, match="precision='half'"):
+        precision.resolve("half", torch.device("cpu"))
+
+
 def test_evaluation_adapter_builds_the_run_coder():
     from omegaconf import OmegaConf
 

@@ -58,8 +58,10 @@ def test_trailing_garbage_is_reported():
 
 def test_old_and_random_versions_are_told_apart():
     data, _ = _stream(RECORDS)
-    old = data[:4] + bytes([container.VERSION - 1]) + data[5:]
-    with pytest.raises(ValueError, match=f"older drivecodec in sequence format version {container.VERSION - 1}"):
+    old = data[:4] + bytes([container.OLDEST_READ - 1]) + data[5:]
+    with pytest.raises(ValueError, match=f"older drivecodec in sequence format version {container.OLDEST_READ - 1}"):
         container.decode_header(old)
+    readable = data[:4] + bytes([container.OLDEST_READ]) + data[5:]
+    assert container.decode_header(readable) == container.decode_header(data)
     with pytest.raises(ValueError, match="corrupt or not a drivecodec stream"):
         container.decode_header(container.MAGIC + bytes([132]) + b"\x07" * 40)

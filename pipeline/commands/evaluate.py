@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from codec.precision import native_bf16
 from pipeline.config_hash import config_hash
 from pipeline.evaluation.cache import ResultCache
 from pipeline.evaluation.codecs import VideoCodec
@@ -69,6 +70,7 @@ def cache_key(cfg: DictConfig, name: str) -> str:
     digest = hashlib.sha256(settings.encode())
     for name_ in (av.__version__, cv2.__version__, torch.__version__):
         digest.update(name_.encode())
+    digest.update(f"native bf16 {native_bf16(torch.device('cpu'))}".encode())  # what precision=auto resolves to
     skipped = {REPO_DIR / rel for rel in _NOT_CODING}
     for rel in files:
         path = REPO_DIR / rel  # weights may be named by absolute paths, anywhere

@@ -51,7 +51,7 @@ class RNNVideoCodec:
         base = self._coder
         coder = VideoCoder(base.intra, base.residual, base.motion, mode=base.mode, gop=base.gop,
                            rate=replace(base.rate, **{self._sweep: point}), residual_gain=base.residual_gain,
-                           loop_filter=base.loop_filter)
+                           loop_filter=base.loop_filter, precision=base.precision)
         names = [f"{i:06d}.png" for i in range(len(frames))]
         start = time.perf_counter()
         h, w = frames[0].shape[:2]

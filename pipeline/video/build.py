@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from codec.coder import ImageCodec
+from codec.precision import resolve
 from pipeline.video.coder import Motion, VideoCoder
 from pipeline.video.loop_filter import LoopFilter
 from pipeline.video.rate import RateControl
@@ -32,7 +33,8 @@ def make_coder(codec: Mapping[str, Any], motion: Motion | Mapping[str, Any], rat
     return VideoCoder(ImageCodec.load(codec["weights"]), ImageCodec.load(codec["residual_weights"]), motion,
                       mode=mode, gop=int(gop), rate=RateControl(**{**rate_settings, **rate_overrides}),
                       residual_gain=float(codec["residual_gain"]),
-                      loop_filter=LoopFilter(codec["loop_filter"]) if codec.get("loop_filter") else None)
+                      loop_filter=LoopFilter(codec["loop_filter"]) if codec.get("loop_filter") else None,
+                      precision=resolve(str(codec.get("precision", "fp32")), torch.device("cpu")))
 
 
 def build_coder(cfg: DictConfig) -> VideoCoder:

@@ -25,6 +25,7 @@ from torch import Tensor
 from codec.bitstream import meta_chunk
 from codec.coder import ImageCodec
 from codec.model import Codes, pad
+from codec.precision import PRECISIONS
 from codec.scaled import HEAD_NAMES, factor_of, scaled_size
 from pipeline.frames import Frame
 from pipeline.video import container, lookahead
@@ -69,14 +70,17 @@ class VideoCoder:
     ``residual_gain`` scales residuals (frame - prediction, in [-1, 1]) before they are clipped to the codec's
     [-0.5, 0.5] input: motion-compensated residuals are small, so a gain above 1 spends the codec's precision
     where they live; with gain 2 residuals beyond +-64 levels are clipped (a fraction of a percent of pixels).
-    ``loop_filter`` restores every decoded frame before it is output and used as a reference.
+    ``loop_filter`` restores every decoded frame before it is output and used as a reference. ``precision``
+    (:data:`codec.precision.PRECISIONS`) is the networks' arithmetic; the stream records it and decoding uses it.
     """
 
     def __init__(self, intra: ImageCodec, residual: ImageCodec, motion: Motion, mode: str = "mc", gop: int = 30,
                  rate: RateControl | None = None, residual_gain: float = 2.0,
-                 loop_filter: LoopFilter | None = None) -> None:
+                 loop_filter: LoopFilter | None = None, precision: str = "fp32") -> None:
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is unknown; expected one of {MODES}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r} is unknown; expected one of {PRECISIONS}")
         if gop < 1:
             raise ValueError(f"gop must be >= 1, got {gop}")
         self.intra, self.residual, self.motion = intra, residual, motion
@@ -84,13 +88,14 @@ class VideoCoder:
         self.rate = rate or RateControl()
         self.residual_gain = float(residual_gain)
         self.loop_filter = loop_filter
+        self.precision = precision
 
     # ---- header --------------------------------------------------------------------------------------
     def header(self, names: list[str], height: int, width: int) -> dict[str, Any]:
         return {"mode": self.mode, "gop": self.gop, "height": height, "width": width, "names": names,
                 "residual_gain": self.residual_gain, "intra_model": self.intra.model_id.hex(),
                 "residual_model": self.residual.model_id.hex(), "compensation": self._compensation(),
-                "threads": torch.get_num_threads(), "loop_filter": self._filter_id()}
+                "threads": torch.get_num_threads(), "loop_filter": self._filter_id(), "precision": self.precision}
 
     def _filter_id(self) -> str | None:
         return self.loop_filter.filter_id if self.loop_filter else None
@@ -219,11 +224,12 @@ class VideoCoder:
                     return torch.ones_like(rate, dtype=torch.bool)
                 return keeps(distortion(before), distortion(after), rate, lam)
 
-        codes = codec.encode(x, self.rate.coded_iterations, keep, initial, cond)
+        codes = codec.encode(x, self.rate.coded_iterations, keep, initial, cond, self.precision)
         chunks = codec.codes_to_chunks(codes)
         if self.rate.mode == "bpp":
             pixels = x.shape[-1] * x.shape[-2]
-            codes, chunks = _truncate_to_budget(codec, codes, chunks, self.rate.bpp * pixels - side_bits, cond)
+            codes, chunks = _truncate_to_budget(codec, codes, chunks, self.rate.bpp * pixels - side_bits, cond,
+                                                self.precision)
         return codes, chunks
 
     def _record(self, kind: str, index: int, decoded: np.ndarray, mv_bytes: bytes, codes: Codes,
@@ -259,6 +265,10 @@ class VideoCoder:
         """
         header, offset = container.decode_header(data, source)
         self.check_header(header, source)
+        precision = header.get("precision", "fp32")  # a version-6 stream has none: it was coded in fp32
+        if precision not in PRECISIONS:
+            raise ValueError(f"{source}: coded at precision {precision!r}, which this build does not know "
+                             f"({PRECISIONS})")
         try:
             factor = self.check_scale(scale)
         except ValueError as err:
@@ -276,7 +286,7 @@ class VideoCoder:
             try:
                 if record.type == "I":
                     codes = self.intra.chunks_to_codes(record.blobs)
-                    decoded = _to_uint8((self.intra.decode(codes, scale=loop_scale) + 0.5) * 255.0)
+                    decoded = _to_uint8((self.intra.decode(codes, scale=loop_scale, precision=precision) + 0.5) * 255.0)
                 else:
                     if previous is None:
                         raise ValueError("P-frame without a preceding decoded frame")
@@ -288,7 +298,8 @@ class VideoCoder:
                         prediction = previous
                     codes = self.residual.chunks_to_codes(chunks)
                     pred = to_pixels(prediction)
-                    residual = self.residual.decode(codes, cond=self._condition(pred), scale=loop_scale)
+                    residual = self.residual.decode(codes, cond=self._condition(pred), scale=loop_scale,
+                                                    precision=precision)
                     decoded = _to_uint8(pred + residual * (255.0 / gain))
             except ValueError as err:
                 raise ValueError(f"{what}: {err}") from err
@@ -302,7 +313,8 @@ class VideoCoder:
 
 
 def _truncate_to_budget(codec: ImageCodec, codes: Codes, chunks: list[bytes],
-                        budget_bits: float, cond: Tensor | None = None) -> tuple[Codes, list[bytes]]:
+                        budget_bits: float, cond: Tensor | None = None,
+                        precision: str = "fp32") -> tuple[Codes, list[bytes]]:
     """The longest prefix of iterations (at least one) whose chunks fit ``budget_bits``.
 
     Chunk t codes exactly the blocks active in iteration t, so a prefix's size is the sum of its chunks.
@@ -313,7 +325,7 @@ def _truncate_to_budget(codec: ImageCodec, codes: Codes, chunks: list[bytes],
         return codes, chunks
     prefix = Codes(bits=codes.bits[:keep], counts=np.minimum(codes.counts, keep).astype(np.uint8),
                    height=codes.height, width=codes.width)
-    prefix.recon = codec.decode(prefix, cond=cond)
+    prefix.recon = codec.decode(prefix, cond=cond, precision=precision)
     return prefix, [meta_chunk(prefix), *chunks[1 : keep + 1]]
 
 

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"DCVS"
-VERSION = 6  # 2: entropy coding with the prior's channel plan; 3: range-coded count maps, context-coded vectors;
+VERSION = 7  # 2: entropy coding with the prior's channel plan; 3: range-coded count maps, context-coded vectors;
 # 4: vectors MED-predicted (flow.vector_coding version 3); 5: vector merges (flow.vector_coding version 4);
-# 6: recurrent layers updated only around the coded blocks (codec.sparse, image format version 4)
+# 6: recurrent layers updated only around the coded blocks (codec.sparse, image format version 4);
+# 7: the header names the networks' precision (fp32 or bf16)
+OLDEST_READ = 6  # a version-6 stream is a version-7 one coded in fp32
 _RECORD = struct.Struct("<2sBIII")
 FRAME_TYPES = {0: "I", 1: "P"}
 _TYPE_CODES = {name: code for code, name in FRAME_TYPES.items()}
@@ -74,12 +76,13 @@ def decode_header(data: bytes, source: str = "stream") -> tuple[dict[str, Any], 
     if len(data) < 9:
         raise ValueError(f"{source}: truncated header")
     version, size = struct.unpack_from("<BI", data, 4)
-    if 1 <= version < VERSION:
+    if 1 <= version < OLDEST_READ:
         raise ValueError(f"{source}: written by an older drivecodec in sequence format version {version}; this "
-                         f"build reads version {VERSION} only: decode it with a drivecodec that reads {version}")
-    if version != VERSION:
+                         f"build reads versions {OLDEST_READ}-{VERSION} only: decode it with a drivecodec that reads "
+                         f"{version}")
+    if not OLDEST_READ <= version <= VERSION:
         raise ValueError(f"{source}: corrupt or not a drivecodec stream (format version byte {version}; this build "
-                         f"reads version {VERSION})")
+                         f"reads versions {OLDEST_READ}-{VERSION})")
     end = 9 + size
     if end + 4 > len(data):
         raise ValueError(f"{source}: truncated header ({len(data)} bytes, header needs {end + 4})")
