@@ -64,13 +64,13 @@ def cache_key(cfg: DictConfig, name: str) -> str:
         files.append(target.rsplit(".", 1)[0].replace(".", "/") + ".py")
         if target.startswith("pipeline.evaluation.rnn."):
             files += _OUR_CODE
+            settings += f" native bf16 {native_bf16(torch.device('cpu'))}"  # what codec.precision=auto becomes
         if spec.get("weights"):  # a restoration net or ComCNN system: their code and its weights
             files += ["codec/restoration.py", "codec/comcnn.py", f"{spec.weights}.safetensors", f"{spec.weights}.json"]
         spec = spec.get("codec") if isinstance(spec.get("codec"), DictConfig) and "_target_" in spec.codec else None
     digest = hashlib.sha256(settings.encode())
     for name_ in (av.__version__, cv2.__version__, torch.__version__):
         digest.update(name_.encode())
-    digest.update(f"native bf16 {native_bf16(torch.device('cpu'))}".encode())  # what precision=auto resolves to
     skipped = {REPO_DIR / rel for rel in _NOT_CODING}
     for rel in files:
         path = REPO_DIR / rel  # weights may be named by absolute paths, anywhere
