@@ -86,9 +86,7 @@ class ImageCodec:
 
         device = self.model.dec_out.weight.device
         with compute_precision(precision, device):
-            codes = self.model.encode(x.to(device), iterations, hook, active, None if cond is None else cond.to(device))
-        codes.recon = codes.recon.float()
-        return codes
+            return self.model.encode(x.to(device), iterations, hook, active, None if cond is None else cond.to(device))
 
     def estimate_bits(self, bits: np.ndarray, previous: np.ndarray | None = None, t: int = 0) -> torch.Tensor:
         """(h, w) estimated coded bits of each block for iteration ``t``'s bits (C, h, w) in {-1, 0, +1}."""
@@ -104,7 +102,7 @@ class ImageCodec:
         """
         head = self.head(scale)
         with compute_precision(precision, self.model.dec_out.weight.device):
-            return self.model.decode(codes, iterations, cond, head).float()
+            return self.model.decode(codes, iterations, cond, head)
 
     def head(self, scale: float) -> ScaledHead | None:
         """The decoder head for ``scale`` (None at full size); a clear error for a scale without one."""

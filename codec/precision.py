@@ -1,6 +1,6 @@
 """The networks' arithmetic: fp32, or bf16 convolutions and matrix products (autocast).
 
-bf16 runs the RNN codec about 1.5-2x faster on CPUs with native bf16 (AVX512-BF16, AMX) and on GPUs. Encoder and
+bf16 runs the video coder 1.2-1.7x faster on a CPU with native bf16 (AVX512-BF16; bench/RESULTS.md). Encoder and
 decoder must use the same precision: the two reconstructions differ by a level here and there.
 """
 
