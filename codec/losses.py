@@ -10,6 +10,8 @@ single-image batches too (losses without it, such as flow consistency, are only 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from pytorch_msssim import ms_ssim
@@ -70,8 +72,8 @@ class MSSSIMLoss(_PerImageLoss):
 class RateLoss(nn.Module):
     """Estimated coded bits per pixel of one iteration's bits under an entropy prior (``STEM.entropy.safetensors``).
 
-    Called as ``loss(bits, previous)`` with the iteration's straight-through bits (B, C, h, w) in {-1, +1} and the
-    previous iteration's (or None). Each bit costs -log2 of its probability in its coding context (previous
+    Called as ``loss(bits, previous, t)`` with iteration ``t``'s straight-through bits (B, C, h, w) in {-1, +1}
+    and the previous iteration's (or None). Each bit costs -log2 of its probability in its coding context (previous
     iteration, checkerboard neighbours, parent channels: the counts branch of
     :meth:`codec.entropy.Prior.estimate_bits` in torch, the contexts from the detached bits; a prior's learned
     context net is not used here), so the gradient pushes each bit towards the symbol its context expects: the
@@ -93,12 +95,11 @@ class RateLoss(nn.Module):
         self.register_buffer("parents", torch.from_numpy(arrays["parents"].astype("int64")))
         self.n_parents, self.n_spatial, self.n_chan = N_PARENTS, N_SPATIAL, N_CHAN
 
-    def forward(self, bits: Tensor, previous: Tensor | None = None) -> Tensor:
+    def forward(self, bits: Tensor, previous: Tensor | None = None, t: int = 0) -> Tensor:
         b = bits.detach().round().long()
         batch, channels, h, w = b.shape
         prev = torch.zeros_like(b) if previous is None else previous.detach().round().long()
-        padded = F.pad(b, (1, 1, 1, 1))
-        around = padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2] + padded[..., 1:-1, 2:]
+        around = _neighbour_sum(b)
         yy, xx = torch.meshgrid(torch.arange(h, device=b.device), torch.arange(w, device=b.device), indexing="ij")
         ctx_space = torch.where((yy + xx) % 2 == 1, around + 5, torch.zeros_like(around))
         with_absent = torch.cat([b + 1, torch.ones_like(b[:, :1])], dim=1)  # parent -1 reads "absent" (1)
@@ -110,6 +111,74 @@ class RateLoss(nn.Module):
         c1, c0 = self.cost1[channel, ctx], self.cost0[channel, ctx]
         cost = (1 + bits) / 2 * c1 + (1 - bits) / 2 * c0
         return cost.sum(dim=(1, 2, 3)).mean() / (h * w * 256)
+
+
+class NetRateLoss(nn.Module):
+    """Estimated coded bits per pixel of one iteration's bits under a prior's learned context net
+    (:mod:`codec.context`, the model the residual coder codes with), as :class:`RateLoss` prices them by counts.
+
+    Called as ``loss(bits, previous, t)``. Each bit's context is what the decoder holds when it reaches it (the
+    previous iteration, the channels coded before it in the prior's order, its own channel's first checkerboard
+    half in the second half, its channel, half and iteration), every block sent, taken from the detached bits.
+    The integer net runs in float without its floors (a smooth stand-in, within a few per cent of the coder's
+    bits); the straight-through bits carry the gradient: each bit is pushed towards what the net expects.
+    """
+
+    uses_bits = True
+
+    def __init__(self, prior: str) -> None:
+        super().__init__()
+        from safetensors.numpy import load_file
+
+        from codec.context import LOGIT_RANGE, LOGIT_STEPS, T_MAX, ContextNet
+
+        arrays = load_file(prior)
+        if "ctx_w1" not in arrays:
+            raise ValueError(f"{prior} holds no learned context net; price the bits with codec.losses.RateLoss")
+        order = torch.from_numpy(arrays["order"].astype("int64"))
+        net = ContextNet.from_arrays(arrays, order.numel())
+        scales = [2.0 ** -int(s) for s in net.shifts]
+        for i, (w, b) in enumerate(((net.w1, net.b1), (net.w2, net.b2), (net.w3, net.b3))):
+            self.register_buffer(f"w{i + 1}", torch.from_numpy(w) * scales[i])
+            self.register_buffer(f"b{i + 1}", torch.from_numpy(b) * scales[i])
+        self.w3.div_(LOGIT_STEPS)
+        self.b3.div_(LOGIT_STEPS)
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(order.numel())
+        self.register_buffer("before", (rank[None, :] < rank[:, None]).float())  # [c, k]: k is coded before c
+        self.t_max, self.logit_max = T_MAX, float(LOGIT_RANGE)
+
+    def forward(self, bits: Tensor, previous: Tensor | None = None, t: int = 0) -> Tensor:
+        b = bits.detach().round().float()
+        batch, channels, h, w = b.shape
+        prev = torch.zeros_like(b) if previous is None else previous.detach().round().float()
+        w1 = self.w1
+        parts = w1.split([channels] * 4 + [1, 1, channels, w1.shape[0] - 4 * channels - 2 - channels])
+        w_prev, w_prev_nb, w_cur, w_cur_nb, w_own, w_half, w_channel, w_t = parts
+
+        def per_position(x: Tensor, weight: Tensor) -> Tensor:  # (B, C, h, w) @ (C, H1) -> (B, h, w, H1)
+            return torch.einsum("bkyx,kn->byxn", x, weight)
+
+        fixed = per_position(prev, w_prev) + per_position(_neighbour_sum(prev), w_prev_nb) + self.b1
+        fixed = fixed + w_t[min(t, self.t_max)]
+        # The channels coded before each one: (B, C, h, w, H1) summed over the earlier channels k.
+        earlier = (torch.einsum("bkyx,kn->bkyxn", b, w_cur) + torch.einsum("bkyx,kn->bkyxn", _neighbour_sum(b),
+                                                                            w_cur_nb))
+        sums = torch.einsum("ck,bkyxn->bcyxn", self.before, earlier) + fixed[:, None]
+        yy, xx = torch.meshgrid(torch.arange(h, device=b.device), torch.arange(w, device=b.device), indexing="ij")
+        half = ((yy + xx) % 2).to(b.dtype)[None, None, :, :, None]  # second checkerboard half
+        sums = sums + half * (_neighbour_sum(b)[..., None] * w_own[0] + w_half[0]) + w_channel[None, :, None, None]
+        hidden = (F.relu(sums).clamp(max=255) @ self.w2 + self.b2).relu().clamp(max=255)
+        logit = (hidden @ self.w3 + self.b3)[..., 0].clamp(-self.logit_max, self.logit_max)
+        # -log2 P(bit): softplus(-logit) for +1, softplus(logit) for -1, in bits.
+        cost = ((1 + bits) / 2 * F.softplus(-logit) + (1 - bits) / 2 * F.softplus(logit)) / math.log(2)
+        return cost.sum(dim=(1, 2, 3)).mean() / (h * w * 256)
+
+
+def _neighbour_sum(x: Tensor) -> Tensor:
+    """(B, C, h, w) -> (B, C, h, w): each position's four neighbours summed (zero outside)."""
+    p = F.pad(x, (1, 1, 1, 1))
+    return p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
 
 
 WeightedLoss = tuple[str, nn.Module, float]  # (name, loss, weight)
@@ -142,7 +211,7 @@ def weighted_total(losses: list[WeightedLoss], recons: list[Tensor], target: Ten
         if getattr(loss, "uses_bits", False):
             if bits is None:
                 raise ValueError(f"loss {name!r} needs the model's bits, but none were recorded")
-            values = [loss(b, bits[t - 1] if t else None) for t, b in enumerate(bits)]
+            values = [loss(b, bits[t - 1] if t else None, t) for t, b in enumerate(bits)]
             value = torch.stack(values).mean()  # bits per pixel, over iterations
         elif flow is None and not getattr(loss, "per_image", False):
             continue

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from safetensors.numpy import load_file
 
 from codec.data import CropSource, Pair
 from codec.losses import L1Loss, L2Loss, MSSSIMLoss, iteration_weights, weighted_total
@@ -237,6 +238,42 @@ def test_rate_loss_prices_bits_by_their_context(tmp_path: Path) -> None:
         weighted_total([("rate", loss, 1.0)], recons, recons[0], None, None)
     total, parts = weighted_total([("rate", loss, 0.5)], recons, recons[0], None, None, bits=[ones.detach()])
     assert float(total) == pytest.approx(0.5 * float(bpp.detach())) and "rate" in parts
+
+
+def test_net_rate_loss_prices_bits_as_the_context_net_codes_them() -> None:
+    from codec.context import NetBitCoder
+    from codec.entropy import Prior
+    from codec.losses import NetRateLoss
+
+    path = REPO / "codec/weights/residual.entropy.safetensors"
+    prior = Prior.from_arrays(load_file(str(path)), 32)
+    loss = NetRateLoss(str(path))
+    rng = np.random.default_rng(0)
+
+    def correlated_bits() -> np.ndarray:  # bits with structure across positions and channels, like real codes
+        x = rng.normal(size=(32, 12, 16))
+        x[:, 1:] += x[:, :-1]
+        x[:16] += x[16:]
+        return np.where(x + 0.8 > 0, 1, -1).astype(np.int8)
+
+    first, second = correlated_bits(), correlated_bits()
+    coder = NetBitCoder(prior.net, prior.order, 32)
+    coded_first = coder.cost(first).sum()
+    coder.encode(first, np.ones((12, 16), bool))
+    coded_second = coder.cost(second).sum()
+    bits = torch.from_numpy(second[None]).float().requires_grad_()
+    estimate = loss(bits, torch.from_numpy(first[None]).float(), 1)
+    assert float(estimate.detach()) * 12 * 16 * 256 == pytest.approx(coded_second, rel=0.02)
+    assert float(loss(torch.from_numpy(first[None]).float(), None, 0)) * 12 * 16 * 256 == pytest.approx(
+        coded_first, rel=0.02)
+    (grad,) = torch.autograd.grad(estimate, bits)
+    # The bit the gradient most wants flipped (grad * bit > 0: the net expects the other sign) costs less flipped.
+    flip = (grad * bits.detach()).argmax()
+    flipped = bits.detach().flatten().clone()
+    flipped[flip] = -flipped[flip]
+    assert float(loss(flipped.view_as(bits), torch.from_numpy(first[None]).float(), 1)) < float(estimate)
+    with pytest.raises(ValueError, match="no learned context net"):
+        NetRateLoss(str(REPO / "codec/weights/intra.entropy.safetensors"))
 
 
 @pytest.mark.slow
