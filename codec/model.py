@@ -147,9 +147,12 @@ class RNNCodec(nn.Module):
         output is meaningful only there.
         """
         layers = head.trunk if head is not None else len(self.dec_rnn)
-        x, new_state = self.decode_trunk(bits, state or [None] * layers, None if head is not None else cond, active)
-        if head is not None:
-            return head(x, cond), new_state
+        state = state or [None] * layers
+        x, new_state = self.decode_trunk(bits, state[:layers], None if head is not None else cond, active)
+        if head is not None:  # a head with memory keeps its state after the trunk's
+            positions = None if active is None else sparse.at_scale(sparse.region(active), 2 ** (layers - 1))
+            out, head_state = head(x, cond, state[layers] if len(state) > layers else None, positions)
+            return out, new_state if head_state is None else [*new_state, head_state]
         x = F.pixel_shuffle(x, 2)
         if cond is not None:
             x = x + self.dec_cond[1](cond)

@@ -13,7 +13,7 @@ model as ``NAME.half`` and, for the intra model, ``NAME.quarter`` (sequences dec
 from __future__ import annotations
 
 from collections.abc import Container
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from codec import sparse
+from codec.layers import make_cell
 from codec.model import RNNCodec
 from codec.restoration import load_weights, save_weights
 
@@ -34,6 +36,7 @@ TRUNK = 3  # decoder layers a head keeps exactly: it reads the third one's outpu
 class HeadConfig:
     factor: int  # output at 1 / factor of the coded size: 2 or 4
     hidden: int = 32  # channels between the head's two convolutions
+    memory: int = 0  # channels of the head's own recurrent state at H/4 (0: none)
 
 
 class ScaledHead(nn.Module):
@@ -41,9 +44,10 @@ class ScaledHead(nn.Module):
 
     In place of the decoder's last recurrent layer (at H/2, the most expensive one) and its output convolution:
     a 1x1 convolution + ReLU and a 3x3 convolution at H/4, then depth-to-space to H/2 for half size. The
-    decoder's recurrent state lives in the exact trunk, so the head needs none of its own. A conditional model's
-    head also sees the condition image at H/f (space-to-depth to H/4; a zero-initialised input, as the model's
-    own).
+    decoder's recurrent state lives in the exact trunk; with ``memory`` channels the head also keeps a small GRU
+    state of its own at H/4 (1x1 input, 3x3 hidden convolution) beside the 1x1 mix, as the layer it replaces
+    remembers what it drew in earlier iterations. A conditional model's head also sees the condition image at H/f
+    (space-to-depth to H/4; a zero-initialised input, as the model's own).
     """
 
     trunk = TRUNK
@@ -57,7 +61,8 @@ class ScaledHead(nn.Module):
         self.depth = 4 // config.factor  # depth-to-space from H/4 to H/f: 2 for half size, 1 for quarter
         in_ch = model.dec_rnn[TRUNK - 1].hidden
         self.mix = nn.Conv2d(in_ch, config.hidden, 1)
-        self.out = nn.Conv2d(config.hidden, 3 * self.depth**2, 3, 1, 1)
+        self.cell = make_cell("gru", in_ch, config.memory, 1, 1, 3) if config.memory else None
+        self.out = nn.Conv2d(config.hidden + config.memory, 3 * self.depth**2, 3, 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.cond = None
@@ -65,13 +70,35 @@ class ScaledHead(nn.Module):
             self.cond = nn.Conv2d(3 * self.depth**2, in_ch, 1, bias=False)
             nn.init.zeros_(self.cond.weight)
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, cond: Tensor | None = None, state: tuple | None = None,
+                positions: Tensor | None = None) -> tuple[Tensor, tuple | None]:
+        """-> (output, new state): ``state`` is what the last iteration returned (None at first, and always for a
+        head without memory), ``positions`` (H/4, W/4) bool where the state is updated (None: everywhere)."""
         if self.cond is not None:
             if cond is None:
                 raise ValueError("this head belongs to a conditional model: it needs the condition image")
             x = x + self.cond(F.pixel_unshuffle(cond, self.depth))
-        out = self.out(F.relu(self.mix(x)))
-        return torch.tanh(F.pixel_shuffle(out, self.depth)) * 0.5
+        features = F.relu(self.mix(x))
+        if self.cell is not None:
+            remembered, state = sparse.step(self.cell, x, state, positions)
+            features = torch.cat([features, remembered], dim=1)
+        out = self.out(features)
+        return torch.tanh(F.pixel_shuffle(out, self.depth)) * 0.5, state
+
+
+def with_memory(head: ScaledHead, model: RNNCodec, memory: int) -> ScaledHead:
+    """``head`` (without memory) grown by ``memory`` state channels: it computes what ``head`` does until trained,
+    since the output weights of the new channels start at zero."""
+    if head.cell is not None:
+        raise ValueError("this head has a memory already")
+    grown = ScaledHead(model, replace(head.config, memory=memory)).to(head.out.weight.device)
+    missing, unexpected = grown.load_state_dict({k: v for k, v in head.state_dict().items() if k != "out.weight"},
+                                                strict=False)
+    if unexpected or any(not k.startswith(("cell.", "out.weight")) for k in missing):
+        raise ValueError(f"cannot grow this head: missing {missing}, unexpected {unexpected}")
+    with torch.no_grad():
+        grown.out.weight[:, : head.config.hidden] = head.out.weight
+    return grown
 
 
 def factor_of(scale: float, available: Container[int] | None = None) -> int:

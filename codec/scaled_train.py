@@ -23,7 +23,16 @@ from atomic import write_bytes
 from codec.data import CropSource
 from codec.model import RNNCodec
 from codec.restoration_train import FitConfig, fit, start
-from codec.scaled import TRUNK, HeadConfig, ScaledHead, area_downscale, head_stem, load_head, save_head
+from codec.scaled import (
+    TRUNK,
+    HeadConfig,
+    ScaledHead,
+    area_downscale,
+    head_stem,
+    load_head,
+    save_head,
+    with_memory,
+)
 
 
 @dataclass
@@ -84,9 +93,10 @@ def head_loss(model: RNNCodec, heads: nn.ModuleDict, coded: CodedBatch) -> tuple
         factor = int(key)
         target = area_downscale(coded.frame, factor)
         cond = area_downscale(coded.prediction, factor) - 0.5 if coded.condition else None
-        recon = None
+        recon, state = None, None
         for t, feature in enumerate(coded.features):
-            recon = model.update(t, recon, head(feature, cond))
+            out, state = head(feature, cond, state)
+            recon = model.update(t, recon, out)
             losses.append(torch.log(F.mse_loss(coded.to_frame(recon, factor), target) + 1e-10))
     return torch.stack(losses).mean(), float(np.mean([coded.baselines[int(k)] for k in heads]))
 
@@ -97,6 +107,8 @@ class HeadSet:
 
     factors: list[int]  # 2 and / or 4
     hidden: int
+    memory: int = 0  # recurrent state channels of each head (codec.scaled.HeadConfig)
+    init: str | None = None  # a model stem whose heads (without memory) the new ones grow from; None: fresh heads
 
 
 def train_heads(model: RNNCodec, heads: HeadSet, source: CropSource, cfg: FitConfig, iterations: int,
@@ -107,8 +119,17 @@ def train_heads(model: RNNCodec, heads: HeadSet, source: CropSource, cfg: FitCon
     model.eval().requires_grad_(False)
 
     def build(spec: HeadSet) -> nn.ModuleDict:
-        return nn.ModuleDict({str(f): ScaledHead(model, HeadConfig(f, hidden=spec.hidden))
-                              for f in spec.factors})
+        if spec.init is None:
+            return nn.ModuleDict({str(f): ScaledHead(model, HeadConfig(f, spec.hidden, spec.memory))
+                                  for f in spec.factors})
+        grown = {}
+        for f in spec.factors:
+            head = load_head(head_stem(spec.init, f), model)
+            if head.config.hidden != spec.hidden:
+                raise ValueError(f"heads.init: {head_stem(spec.init, f)} has hidden={head.config.hidden}, "
+                                 f"the config asks for {spec.hidden}")
+            grown[str(f)] = with_memory(head, model, spec.memory) if spec.memory else head
+        return nn.ModuleDict(grown)
 
     def load(stem: Path) -> tuple[nn.ModuleDict, dict]:
         meta = json.loads(stem.with_name(stem.name + ".json").read_text())

@@ -10,7 +10,16 @@ from codec.coder import ImageCodec, to_tensor
 from codec.data import CropSource
 from codec.model import ModelConfig, RNNCodec
 from codec.restoration_train import FitConfig
-from codec.scaled import HeadConfig, ScaledHead, factor_of, head_stem, load_head, load_heads, save_head
+from codec.scaled import (
+    HeadConfig,
+    ScaledHead,
+    factor_of,
+    head_stem,
+    load_head,
+    load_heads,
+    save_head,
+    with_memory,
+)
 from codec.scaled_train import HeadSet, code_batch, head_loss, train_heads
 
 
@@ -124,6 +133,45 @@ def test_a_head_reads_the_full_decoders_own_third_layer_and_starts_silent():
         model.decode_step(bits, None)
         hook.remove()
         features, _ = model.decode_trunk(bits, [None] * ScaledHead.trunk)
-        out = ScaledHead(model, HeadConfig(2))(features)
+        out, state = ScaledHead(model, HeadConfig(2))(features)
     assert torch.equal(features, seen[0])  # (1, C, 16, 24): the exact trunk, at H/4
     assert out.shape == (1, 3, 32, 48) and torch.count_nonzero(out) == 0  # outputs zeros until trained
+    assert state is None  # no memory
+
+
+def test_a_head_grown_a_memory_starts_as_the_head_it_grew_from_and_decodes_sparsely():
+    model = _model()
+    head = _head(model, 2)
+    grown = with_memory(head, model, 8).eval()
+    codec = ImageCodec(model, None, {2: head})
+    x = to_tensor(_image(64, 96))
+    active = torch.ones(4, 6, dtype=torch.bool)
+    active[:, :3] = False
+    codes = codec.encode(x, 3, active=active)
+    torch.nn.init.normal_(grown.cell.conv_x.weight, std=0.5)  # a state that moves; its output weights are zero
+    # equal up to float rounding (the output convolution sums more, zero-weighted, channels)
+    assert torch.allclose(ImageCodec(model, None, {2: grown}).decode(codes, scale=0.5),
+                          codec.decode(codes, scale=0.5), atol=1e-6)
+    torch.nn.init.normal_(grown.out.weight, std=0.05)
+    small = ImageCodec(model, None, {2: grown}).decode(codes, scale=0.5)
+    assert small.shape == (1, 3, 32, 48) and torch.all(small[..., :24] == 0) and torch.any(small[..., 24:] != 0)
+    with pytest.raises(ValueError, match="memory already"):
+        with_memory(grown, model, 8)
+
+
+def test_memory_heads_train_from_the_heads_they_grow_from(tmp_path):
+    model = _model()
+    for factor in (2, 4):
+        save_head(_head(model, factor), model, head_stem(tmp_path / "m", factor))
+    rng = np.random.default_rng(0)
+    images = [cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (64, 64),
+                         interpolation=cv2.INTER_NEAREST) for _ in range(4)]
+    cfg = FitConfig(steps=3, batch=2, crop=64, lr=1e-3, lr_min=1e-4, max_minutes=None, checkpoint_every=3, seed=0,
+                    threads=1)
+    heads = HeadSet(factors=[2], hidden=32, memory=4, init=str(tmp_path / "m"))
+    last = train_heads(model, heads, CropSource(images), cfg, 2, tmp_path / "run", {"model": "test"})
+    trained = load_head(head_stem(last, 2), model)
+    assert trained.config.memory == 4 and trained.cell is not None
+    with pytest.raises(ValueError, match="hidden=32"):
+        train_heads(model, HeadSet(factors=[2], hidden=16, memory=4, init=str(tmp_path / "m")), CropSource(images),
+                    cfg, 2, tmp_path / "other", {})

@@ -27,7 +27,8 @@ def main(cfg: DictConfig, args: list[str]) -> int:
     model = load_model(hc.model)
     source = load_sources(hc.sources, list(hc.exclude))
     train_cfg = FitConfig(**{f.name: hc.train[f.name] for f in fields(FitConfig)})
-    heads = HeadSet(factors=[int(f) for f in hc.factors], hidden=int(hc.hidden))
+    heads = HeadSet(factors=[int(f) for f in hc.factors], hidden=int(hc.hidden), memory=int(hc.memory),
+                    init=None if hc.init is None else str(hc.init))
     gain = None if hc.residual_gain is None else float(hc.residual_gain)
     meta = {"model": str(hc.model), "iterations": int(hc.iterations), "residual_gain": gain, "reuse": int(hc.reuse),
             "sources": OmegaConf.to_container(hc.sources, resolve=True), "exclude": list(hc.exclude)}
