@@ -108,7 +108,7 @@ class HeadSet:
     factors: list[int]  # 2 and / or 4
     hidden: int
     memory: int = 0  # recurrent state channels of each head (codec.scaled.HeadConfig)
-    init: str | None = None  # a model stem whose heads (without memory) the new ones grow from; None: fresh heads
+    init: str | None = None  # a model stem whose heads to start from (grown a memory if they have none); None: fresh
 
 
 def train_heads(model: RNNCodec, heads: HeadSet, source: CropSource, cfg: FitConfig, iterations: int,
@@ -125,10 +125,11 @@ def train_heads(model: RNNCodec, heads: HeadSet, source: CropSource, cfg: FitCon
         grown = {}
         for f in spec.factors:
             head = load_head(head_stem(spec.init, f), model)
-            if head.config.hidden != spec.hidden:
-                raise ValueError(f"heads.init: {head_stem(spec.init, f)} has hidden={head.config.hidden}, "
-                                 f"the config asks for {spec.hidden}")
-            grown[str(f)] = with_memory(head, model, spec.memory) if spec.memory else head
+            if (head.config.hidden, head.config.memory) not in ((spec.hidden, 0), (spec.hidden, spec.memory)):
+                raise ValueError(f"heads.init: {head_stem(spec.init, f)} has hidden={head.config.hidden} and "
+                                 f"memory={head.config.memory}, the config asks for hidden={spec.hidden} and "
+                                 f"memory={spec.memory}")
+            grown[str(f)] = with_memory(head, model, spec.memory) if spec.memory and not head.config.memory else head
         return nn.ModuleDict(grown)
 
     def load(stem: Path) -> tuple[nn.ModuleDict, dict]:

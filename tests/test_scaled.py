@@ -172,6 +172,12 @@ def test_memory_heads_train_from_the_heads_they_grow_from(tmp_path):
     last = train_heads(model, heads, CropSource(images), cfg, 2, tmp_path / "run", {"model": "test"})
     trained = load_head(head_stem(last, 2), model)
     assert trained.config.memory == 4 and trained.cell is not None
+    again = train_heads(model, HeadSet(factors=[2], hidden=32, memory=4, init=str(last)), CropSource(images), cfg, 2,
+                        tmp_path / "again", {"model": "test"})  # heads with a memory go on as they are
+    assert load_head(head_stem(again, 2), model).config.memory == 4
+    with pytest.raises(ValueError, match="hidden=32 and memory=4"):
+        train_heads(model, HeadSet(factors=[2], hidden=32, memory=8, init=str(last)), CropSource(images), cfg, 2,
+                    tmp_path / "grown", {})
     with pytest.raises(ValueError, match="hidden=32"):
         train_heads(model, HeadSet(factors=[2], hidden=16, memory=4, init=str(tmp_path / "m")), CropSource(images),
                     cfg, 2, tmp_path / "other", {})
