@@ -161,13 +161,13 @@ class NetRateLoss(nn.Module):
 
         fixed = per_position(prev, w_prev) + per_position(_neighbour_sum(prev), w_prev_nb) + self.b1
         fixed = fixed + w_t[min(t, self.t_max)]
+        around = _neighbour_sum(b)
         # The channels coded before each one: (B, C, h, w, H1) summed over the earlier channels k.
-        earlier = (torch.einsum("bkyx,kn->bkyxn", b, w_cur) + torch.einsum("bkyx,kn->bkyxn", _neighbour_sum(b),
-                                                                            w_cur_nb))
+        earlier = torch.einsum("bkyx,kn->bkyxn", b, w_cur) + torch.einsum("bkyx,kn->bkyxn", around, w_cur_nb)
         sums = torch.einsum("ck,bkyxn->bcyxn", self.before, earlier) + fixed[:, None]
         yy, xx = torch.meshgrid(torch.arange(h, device=b.device), torch.arange(w, device=b.device), indexing="ij")
         half = ((yy + xx) % 2).to(b.dtype)[None, None, :, :, None]  # second checkerboard half
-        sums = sums + half * (_neighbour_sum(b)[..., None] * w_own[0] + w_half[0]) + w_channel[None, :, None, None]
+        sums = sums + half * (around[..., None] * w_own[0] + w_half[0]) + w_channel[None, :, None, None]
         hidden = (F.relu(sums).clamp(max=255) @ self.w2 + self.b2).relu().clamp(max=255)
         logit = (hidden @ self.w3 + self.b3)[..., 0].clamp(-self.logit_max, self.logit_max)
         # -log2 P(bit): softplus(-logit) for +1, softplus(logit) for -1, in bits.
