@@ -12,14 +12,15 @@ Rows (each adds one part to the row above; the distortion rows replace mse):
 4. the motion search tied to the frame's lambda, plus regularisation (``motion.bits_per_px``, ``motion.regularise``);
 5. per-frame 32x32 fields and region merges (``motion.alternatives``);
 6. per-block rate-distortion refinement of the field sent (``motion.refine``, :mod:`flow.refine`);
-7. propagation-aware lambda (``rate.propagation``, x264's macroblock-tree): the shipped defaults;
-8. / 9. ``rate.distortion=ssim`` / ``flow`` instead of ``mse`` (against row 7);
-10. bilinear instead of bicubic sub-pel interpolation (``motion.interpolation=linear``, against row 7);
-11. the defaults without the per-block refinement (``motion.refine=0``, against row 7: what it buys with
-    propagation on).
+7. propagation-aware lambda (``rate.propagation``, x264's macroblock-tree);
+8. adaptive quantisation (``rate.aq_strength``, x264's AQ): the shipped defaults;
+9. / 10. ``rate.distortion=ssim`` / ``flow`` instead of ``mse`` (against row 8);
+11. bilinear instead of bicubic sub-pel interpolation (``motion.interpolation=linear``, against row 8);
+12. the defaults without the per-block refinement (``motion.refine=0``, against row 8: what it buys with
+    propagation and AQ on).
 
 Three parts cannot be switched off: every row codes its vectors with MED prediction and merges (a block may copy
-its left, top or top-left neighbour, :mod:`flow.vector_coding`), and rows 2-11 decide each iteration on its real
+its left, top or top-left neighbour, :mod:`flow.vector_coding`), and rows 2-12 decide each iteration on its real
 gain (bench/RESULTS.md: what they bought, from the defaults row at the commits before and after each). ``--rows``
 codes only the rows given (1-based; a row's reference is coded too when it is not given).
 
@@ -51,21 +52,23 @@ DATA = REPO_DIR.parent / "shared" / "data" / "cityscapes_sequence"
 QUALITIES = [28, 34, 40, 46]
 NO_REFINE = "motion.refine=0"
 OLD_MOTION = ["motion.bits_per_px=0", "motion.regularise=0", "motion.alternatives=[]", NO_REFINE]
-FLAT = "rate.propagation=0"
+FLAT = ["rate.propagation=0", "rate.aq_strength=0"]
+NO_AQ = "rate.aq_strength=0"
 ROWS: list[tuple[str, str, list, list[str]]] = [  # name, swept rate setting, points, overrides
     ("iterations (old default)", "iterations", [1, 2, 4, 6], ["rate.mode=iterations", *OLD_MOTION]),
-    ("+ block RDO (ip_ratio 1)", "quality", QUALITIES, ["rate.ip_ratio=1", FLAT, *OLD_MOTION]),
-    ("+ I/P lambda ratio", "quality", QUALITIES, [FLAT, *OLD_MOTION]),
-    ("+ motion search: lambda-tied, regularised", "quality", QUALITIES, [FLAT, "motion.alternatives=[]", NO_REFINE]),
-    ("+ motion: 32x32 fields and region merges", "quality", QUALITIES, [FLAT, NO_REFINE]),
-    ("+ motion: per-block rate-distortion refinement", "quality", QUALITIES, [FLAT]),
-    ("+ propagation (macroblock-tree; defaults)", "quality", QUALITIES, []),
-    ("distortion=ssim (vs row 7)", "quality", QUALITIES, ["rate.distortion=ssim"]),
-    ("distortion=flow (vs row 7)", "quality", QUALITIES, ["rate.distortion=flow"]),
-    ("bilinear sub-pel (vs row 7)", "quality", QUALITIES, ["motion.interpolation=linear"]),
-    ("no per-block vector refinement (vs row 7)", "quality", QUALITIES, [NO_REFINE]),
+    ("+ block RDO (ip_ratio 1)", "quality", QUALITIES, ["rate.ip_ratio=1", *FLAT, *OLD_MOTION]),
+    ("+ I/P lambda ratio", "quality", QUALITIES, [*FLAT, *OLD_MOTION]),
+    ("+ motion search: lambda-tied, regularised", "quality", QUALITIES, [*FLAT, "motion.alternatives=[]", NO_REFINE]),
+    ("+ motion: 32x32 fields and region merges", "quality", QUALITIES, [*FLAT, NO_REFINE]),
+    ("+ motion: per-block rate-distortion refinement", "quality", QUALITIES, FLAT),
+    ("+ propagation (macroblock-tree)", "quality", QUALITIES, [NO_AQ]),
+    ("+ adaptive quantisation (defaults)", "quality", QUALITIES, []),
+    ("distortion=ssim (vs row 8)", "quality", QUALITIES, ["rate.distortion=ssim"]),
+    ("distortion=flow (vs row 8)", "quality", QUALITIES, ["rate.distortion=flow"]),
+    ("bilinear sub-pel (vs row 8)", "quality", QUALITIES, ["motion.interpolation=linear"]),
+    ("no per-block vector refinement (vs row 8)", "quality", QUALITIES, [NO_REFINE]),
 ]
-REFERENCE_ROW = {7: 6, 8: 6, 9: 6, 10: 6}  # rows compared with another than the previous one (0-based)
+REFERENCE_ROW = {8: 7, 9: 7, 10: 7, 11: 7}  # rows compared with another than the previous one (0-based)
 METRICS = {"msssim": 1.0, "psnr": 1.0, "flow_consistency": -1.0}
 
 
@@ -135,8 +138,8 @@ def main() -> int:
     lines = [f"`{args.sequence}`, {args.frames} frames at 1024x512 (GOP 30: one I-frame), {args.workers} rows at "
              f"a time, one torch thread each; wall {wall:.0f} s, load average {load:.1f} -> "
              f"{os.getloadavg()[0]:.1f} on "
-             f"{os.cpu_count()} cores. Each row's BD-rate is against the row above it (rows 8-11: against "
-             "row 7); negative = fewer bits at equal quality.", "",
+             f"{os.cpu_count()} cores. Each row's BD-rate is against the row above it (rows 9-12: against "
+             "row 8); negative = fewer bits at equal quality.", "",
              "| row | overrides | BD-rate MS-SSIM | PSNR | flow consistency | bpp range | MS-SSIM range | "
              "vector bpp per P-frame | P-frame bpp |", "|---|---|---|---|---|---|---|---|---|"]
     for i, (name, overrides, curve) in curves.items():

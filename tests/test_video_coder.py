@@ -51,6 +51,7 @@ def _code(coder: VideoCoder, frames):
                                             ("mc", RateControl("rdo", quality=20, max_iterations=3)),
                                             ("mc", RateControl("rdo", quality=20, distortion="ssim")),
                                             ("mc", RateControl("rdo", quality=20, distortion="flow")),
+                                            ("mc", RateControl("rdo", quality=20, aq_strength=0.0)),
                                             ("mc", RateControl("rdo", quality=20, propagation=2.0, lookahead=2)),
                                             ("intra", RateControl("rdo", quality=20, max_iterations=3)),
                                             ("mc", RateControl("bpp", max_iterations=4, bpp=0.3))])

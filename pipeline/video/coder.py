@@ -29,7 +29,7 @@ from codec.precision import PRECISIONS
 from codec.scaled import HEAD_NAMES, factor_of, scaled_size
 from pipeline.frames import Frame
 from pipeline.video import container, lookahead
-from pipeline.video.distortion import block_weights
+from pipeline.video.distortion import adaptive_weights, block_weights
 from pipeline.video.loop_filter import LoopFilter, condition
 from pipeline.video.rate import RateControl, block_sse, blocks_reaching, keeps, to_pixels
 
@@ -208,7 +208,8 @@ class VideoCoder:
         keep = None
         if self.rate.mode == "rdo":
             lam = self.rate.lagrangian(frame_type)
-            weights = block_weights(self.rate.distortion, padded_target)
+            weights = (block_weights(self.rate.distortion, padded_target)
+                       * adaptive_weights(padded_target, self.rate.aq_strength))
             if propagation is not None:
                 rows, cols = weights.shape[-2:]
                 edges = ((0, rows - propagation.shape[0]), (0, cols - propagation.shape[1]))

@@ -7,6 +7,8 @@
   first decision is skip (prediction only) or code. I-frames use lambda / ``ip_ratio``. With
   ``propagation`` > 0 each block's distortion also counts for the later frames that predict from it
   (x264's macroblock-tree; :mod:`pipeline.video.lookahead`), over the next ``lookahead`` frames of its GOP.
+  ``aq_strength`` > 0 weighs each block's distortion down with its texture (x264's adaptive quantisation,
+  :func:`pipeline.video.distortion.adaptive_weights`), on top of any ``distortion``.
 - ``iterations``: every coded block gets ``iterations`` iterations; P-frame blocks whose prediction reaches
   ``psnr`` are skipped when ``skip`` is on.
 - ``bpp``: the longest prefix of iterations whose coded size fits ``bpp`` bits per pixel.
@@ -33,6 +35,7 @@ class RateControl:
     distortion: str = "mse"  # rdo: mse | ssim | flow (pipeline/video/distortion.py)
     propagation: float = 1.0  # rdo: macroblock-tree strength (x264: 5 (1 - qcompress) = 2.0); 0 = off
     lookahead: int = 40  # rdo with propagation: frames looked ahead (x264's rc-lookahead default)
+    aq_strength: float = 0.3  # rdo: distortion weight (2 var + C2) ** -aq_strength per block (x264's AQ); 0 = off
     iterations: int = 6  # iterations mode: iterations per coded block
     max_iterations: int = 8  # rdo and bpp modes: upper bound
     psnr: float = 36.0  # iterations mode: P-frame blocks whose prediction reaches this are skipped
@@ -49,6 +52,8 @@ class RateControl:
                 raise ValueError(f"rate.{name} must be in 1..255, got {getattr(self, name)}")
         if not 0 <= self.quality <= 63:
             raise ValueError(f"rate.quality must be in 0..63 (like a CRF), got {self.quality}")
+        if self.aq_strength < 0:
+            raise ValueError(f"rate.aq_strength must be >= 0 (0 = off), got {self.aq_strength}")
         if self.propagation < 0 or self.lookahead < 1:
             raise ValueError(f"rate.propagation must be >= 0 and rate.lookahead >= 1, got {self.propagation} and "
                              f"{self.lookahead}")
