@@ -2,6 +2,7 @@
 
     python -m bench.multires images [--iterations 12] [--weights codec/weights/intra]
     python -m bench.multires sequence [--sequence seq0003] [--frames 30] [key=value ...]
+    python -m bench.multires timing [--rounds 3] [--weights codec/weights/intra]
     python -m bench.multires sharpen [--sequence seq0000] [--size 1024x512]
 
 ``images``: held-out frames no training source read (KITTI and Sintel, and seq0003 frames the intra model's
@@ -17,6 +18,9 @@ default rate control (``key=value`` overrides the coder config), then decoded in
 against the downscaled original (the drift curve over the GOP) and the decode times (full decode + resize
 against direct decode), and the drift without the sharpened sampling of the reduced reference
 (``motion.reduced_sharpen``) for comparison.
+
+``timing``: only the decode times of ``images`` (full decode + resize against direct decodes), a few rounds on each
+held-out 2048x1024 frame; run it alone on a core (``taskset``), as the full bench shares its cores with the coding.
 
 ``sharpen``: how ``motion.reduced_sharpen`` was chosen, on a training sequence. The sequence is coded once; then
 the reduced-size loop runs with the coder's own residuals, area-downscaled (so only the prediction differs),
@@ -117,15 +121,7 @@ def images(args: argparse.Namespace) -> int:
                     row["saved"][t] += saved / cumulative[t]
                     row["saved_n"][t] += 1
         if image.shape[1] >= 2048:
-            data = codec.compress(image, 8)
-            for _ in range(2):  # the second round counts (warm caches)
-                start = time.perf_counter()
-                downscale(codec.decompress(data), 2)
-                timings[1].append(time.perf_counter() - start)
-                for factor in SCALES.values():
-                    start = time.perf_counter()
-                    codec.decompress(data, scale=1 / factor)
-                    timings[factor].append(time.perf_counter() - start)
+            _time_decodes(codec, image, 2, timings)
     count = len(pictures)
     lines = [f"{count} held-out images (KITTI frame1-2, Sintel frames 16-25, seq0003 frames "
              f"{', '.join(map(str, HELD_OUT_CITYSCAPES))}), each coded once at full size, every block for every "
@@ -148,12 +144,43 @@ def images(args: argparse.Namespace) -> int:
                          f"{row['psnr_ref'][t] / count:.2f} | {(row['psnr'][t] - row['psnr_ref'][t]) / count:+.2f} | "
                          f"{row['ms'][t] / ms:.4f} | {row['ms_ref'][t] / ms:.4f} | {saved} |")
         lines.append("")
-    full_time = float(np.median(timings[1]))
-    lines.append(f"Decode time of a 2048x1024 seq0003 frame at 8 iterations (median of {len(timings[1])}, 1 torch "
-                 f"thread): full decode + resize to 1/2 {full_time:.2f} s; direct 1/2 "
-                 f"{np.median(timings[2]):.2f} s ({np.median(timings[2]) / full_time:.0%}); direct 1/4 "
-                 f"{np.median(timings[4]):.2f} s ({np.median(timings[4]) / full_time:.0%}).")
+    lines.append(_timing_line(timings))
     append("Multi-resolution decoding: image streams", "\n".join(lines))
+    return 0
+
+
+def _time_decodes(codec: ImageCodec, image: np.ndarray, rounds: int, timings: dict[int, list[float]]) -> None:
+    """Append to ``timings`` the seconds of full decode + resize to 1/2 (key 1) and of each direct decode (key
+    factor) of ``image`` coded for 8 iterations, ``rounds`` times."""
+    data = codec.compress(image, 8)
+    for _ in range(rounds):
+        start = time.perf_counter()
+        downscale(codec.decompress(data), 2)
+        timings[1].append(time.perf_counter() - start)
+        for factor in SCALES.values():
+            start = time.perf_counter()
+            codec.decompress(data, scale=1 / factor)
+            timings[factor].append(time.perf_counter() - start)
+
+
+def _timing_line(timings: dict[int, list[float]]) -> str:
+    full_time = float(np.median(timings[1]))
+    return (f"Decode time of a 2048x1024 seq0003 frame at 8 iterations (median of {len(timings[1])}, 1 torch "
+            f"thread): full decode + resize to 1/2 {full_time:.2f} s; direct 1/2 "
+            f"{np.median(timings[2]):.2f} s ({np.median(timings[2]) / full_time:.0%}); direct 1/4 "
+            f"{np.median(timings[4]):.2f} s ({np.median(timings[4]) / full_time:.0%}).")
+
+
+def timing(args: argparse.Namespace) -> int:
+    """Only the decode times of ``images``, ``--rounds`` rounds on each held-out 2048x1024 frame (to be run alone
+    on a core: the full bench shares its cores with the coding)."""
+    codec = ImageCodec.load(args.weights)
+    timings: dict[int, list[float]] = {f: [] for f in (1, *SCALES.values())}
+    load = os.getloadavg()[0]
+    for image in (im for im in held_out_images() if im.shape[1] >= 2048):
+        _time_decodes(codec, image, args.rounds, timings)
+    append("Multi-resolution decoding: decode time", f"`{args.weights}` and its heads; load average {load:.1f} -> "
+           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n\n" + _timing_line(timings))
     return 0
 
 
@@ -258,12 +285,15 @@ def main() -> int:
     seq.add_argument("--sequence", default="seq0003")
     seq.add_argument("--frames", type=int, default=30)
     seq.add_argument("overrides", nargs="*")
+    clock = sub.add_parser("timing")
+    clock.add_argument("--rounds", type=int, default=3)
+    clock.add_argument("--weights", default=str(WEIGHTS_DIR / "intra"), help="model stem, heads beside it")
     tune = sub.add_parser("sharpen")
     tune.add_argument("--sequence", default="seq0000")
     tune.add_argument("--size", default="1024x512")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    return {"images": images, "sequence": sequence, "sharpen": sharpen}[args.what](args)
+    return {"images": images, "sequence": sequence, "timing": timing, "sharpen": sharpen}[args.what](args)
 
 
 if __name__ == "__main__":
