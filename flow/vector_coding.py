@@ -10,17 +10,23 @@ median of left, top and top-right is off by the gradient (on Cityscapes the medi
 the same fields). The first row is predicted from its left neighbour, the first column from its top.
 
 Per block the stream says whether the vector differs from its prediction ("coded"); a coded block away from the
-first row and column may instead copy its left, top or top-left neighbour (a merge, as in HEVC: at a moving
-object's edge the vector is often a neighbour's but far from the plane, and a merge index costs a few bits where
-the residual costs 10-15). Otherwise the prediction residual is binarised as in H.264's CABAC: per component a
-unary magnitude prefix of up to ``UNARY`` bins, each with adaptive probabilities; magnitudes of ``UNARY`` and more
-add an Exp-Golomb suffix (order ``EG_ORDER``, its prefix bins adaptive too); then the signs. A bin's context is
-the component, its index, the residual magnitudes of the three blocks above (small / medium / large, none) and,
-for the vertical component, whether the horizontal one is zero; the coded and merge flags take theirs from how
-many of the three blocks above are coded / merged. Rows are coded in order, each row one vectorised group per
-bin; probabilities are integer counts (both sides derive the same ones), updated after each row. A field the
-coder's rate-distortion search made locally constant has mostly uncoded blocks and costs a fraction of a bit per
-block.
+first row and column may instead copy its left, top or top-left neighbour (a merge, as in HEVC: at a moving object's
+edge the vector is often a neighbour's but far from the plane, and a merge index costs a few bits where the residual
+costs 10-15). Otherwise the prediction residual is binarised as in H.264's CABAC: per component a unary magnitude
+prefix of up to ``UNARY`` bins, each with adaptive probabilities; magnitudes of ``UNARY`` and more add an Exp-Golomb
+suffix (order ``EG_ORDER``, its prefix bins adaptive too); then the signs, adaptive too. A bin's context is the
+component, its index, the residual magnitudes of the three blocks above (small / medium / large, none) and, for the
+vertical component, whether the horizontal one is zero; a sign's, the sign of the block above's residual. The coded
+and merge flags take theirs from how many of the three blocks above are coded / merged and from the block's row and
+column parity: the refinement (:mod:`flow.refine`) decides in four interleaved grids, and blocks of its first grid
+(even row, even column) end up coded two to three times as often as the others. The coded flag also sees the two
+flags to its left. Rows are coded in order, each row one vectorised group per bin (the decoder reads a row's coded
+flags one by one, as each needs its left neighbours); probabilities are integer counts (both sides derive the same
+ones), updated after each row. They start from the shipped initial counts (``vector_prior.safetensors``, as CABAC
+starts from its init tables; fitted on quarter-pel fields the coder sent by ``python -m
+pipeline.video.vector_prior``), so a frame does not pay to learn what every driving frame shares; fields in whole or
+half pixels, whose magnitudes mean something else, start from ones. A field the coder's rate-distortion search made
+locally constant has mostly uncoded blocks and costs a fraction of a bit per block.
 
 Layout: magic ``DCMV``, version (u8), block (u8), rows, cols (u16), units per pixel (u8: 1, 2 or 4), then the
 range coder's words (u32, little-endian).
@@ -29,12 +35,16 @@ range coder's words (u32, little-endian).
 from __future__ import annotations
 
 import struct
+from functools import cache
+from pathlib import Path
 
 import constriction
 import numpy as np
+from safetensors.numpy import load_file
 
 MAGIC = b"DCMV"
-VERSION = 4  # 4: merges, adaptive Exp-Golomb prefix (3: MED prediction; 2: median of left, top, top-right)
+VERSION = 5  # 5: initial counts, parity, left-flag and sign contexts; 4: merges, adaptive Exp-Golomb prefix; 3: MED
+PRIOR = Path(__file__).with_name("vector_prior.safetensors")
 _HEADER = struct.Struct("<4sBBHHB")
 QPEL = 4  # vectors are multiples of 1/QPEL pixel
 UNITS = (1, 2, QPEL)  # per pixel: the coarsest that holds a field exactly is used
@@ -75,10 +85,15 @@ def _merge_candidates(q: np.ndarray) -> np.ndarray:
 
 class _Bins:
     """Adaptive probabilities of one syntax element's bins: integer counts per context (both sides derive the
-    same ones)."""
+    same ones), from ``initial`` ((*shape, 2) counts >= 1) or ones."""
 
-    def __init__(self, *shape: int) -> None:
+    def __init__(self, *shape: int, initial: np.ndarray | None = None) -> None:
         self.counts = np.ones((*shape, 2), np.int64)
+        if initial is not None:
+            if initial.shape != self.counts.shape or (initial < 1).any():
+                raise ValueError(f"vector prior: initial counts of shape {initial.shape} (expected "
+                                 f"{self.counts.shape}, all >= 1)")
+            self.counts = initial.astype(np.int64)
 
     def code(self, io: _Writer | _Reader, context: tuple[np.ndarray, ...], known: np.ndarray | None) -> np.ndarray:
         """Code one bin per context entry (``known``: the bins to write; None when reading); returns them."""
@@ -86,6 +101,20 @@ class _Bins:
         bits = io.bins(n[:, 1] / n.sum(axis=1), known)
         np.add.at(self.counts, (*context, bits), 1)
         return bits
+
+    def code_run(self, io: _Writer | _Reader, context: tuple[np.ndarray, ...], known: np.ndarray | None) -> np.ndarray:
+        """:meth:`code` for one row of flags whose first two context entries are the two flags to their left
+        (2 where there is none): at once when writing, flag by flag when reading; the counts of the row before."""
+        if known is not None:
+            bits = np.asarray(known, np.int64)
+            left = np.concatenate([[2, 2], bits])
+            return self.code(io, (left[1:-1], left[:-2], *context), bits)
+        bits = np.full(context[0].size + 2, 2)
+        for x in range(context[0].size):
+            n = self.counts[(bits[x + 1], bits[x], *(c[x] for c in context))]
+            bits[x + 2] = io.bins(np.array([n[1] / n.sum()]), None)[0]
+        np.add.at(self.counts, (bits[1:-1], bits[:-2], *context, bits[2:]), 1)
+        return bits[2:]
 
 
 class _Writer:
@@ -114,15 +143,60 @@ def _bypass(io: _Writer | _Reader, n: int, known: np.ndarray | None) -> np.ndarr
 
 
 class _Model:
-    """Every adaptive bin of the syntax."""
+    """Every adaptive bin of the syntax, starting from ``initial`` counts per element name (or ones)."""
 
-    def __init__(self) -> None:
+    def __init__(self, initial: dict[str, np.ndarray] | None = None) -> None:
         classes = len(_NEIGHBOUR_CLASSES) + 1
-        self.coded = _Bins(5)  # coded blocks among the three above: 0..3, or no row above
-        self.merge = _Bins(3)  # merged blocks among the three above: 0, 1, 2+
-        self.index = _Bins(MERGES - 1)
-        self.unary = _Bins(2, classes, 2, UNARY)  # component, neighbour class, horizontal zero, bin
-        self.golomb = _Bins(2, _EG_BINS)
+        shapes = {"coded": (3, 3, 5, 2, 2),  # the two blocks to the left (no, yes, none), coded blocks among the
+                  # three above (0..3, or no row above), column and row parity
+                  "merge": (3, 2, 2),  # merged blocks among the three above (0, 1, 2+), parities
+                  "index": (MERGES - 1,),
+                  "unary": (2, classes, 2, UNARY),  # component, neighbour class, horizontal zero, bin
+                  "golomb": (2, _EG_BINS),
+                  "sign": (2, 3)}  # component, sign of the block above's residual
+        if initial is not None and set(initial) != set(shapes):
+            raise ValueError(f"vector prior: elements {sorted(initial)}, expected {sorted(shapes)}")
+        for name, shape in shapes.items():
+            setattr(self, name, _Bins(*shape, initial=None if initial is None else initial[name]))
+
+    def counts(self) -> dict[str, np.ndarray]:
+        return {name: bins.counts.copy() for name, bins in vars(self).items()}
+
+
+@cache
+def shipped_prior() -> dict[str, np.ndarray]:
+    """The initial counts every version-5 stream starts from (``PRIOR``)."""
+    if not PRIOR.is_file():
+        raise FileNotFoundError(f"{PRIOR}: the motion-vector coder's initial counts are missing (fit them with "
+                                "python -m pipeline.video.vector_prior)")
+    return load_file(str(PRIOR))
+
+
+def _start(unit: int) -> _Model:
+    """The model a field of ``unit`` per pixel starts from."""
+    return _Model(shipped_prior() if unit == QPEL else None)
+
+
+def observed_counts(mv: np.ndarray) -> dict[str, np.ndarray]:
+    """How often each bin of each context took 0 and 1 when coding the (rows, cols, 2) quarter-pel field ``mv``
+    (pixels) from ones: the statistics :func:`initial_counts` fits."""
+    if field_unit(mv) != QPEL:
+        raise ValueError(f"the vector prior is fitted on quarter-pel fields; this one is in 1/{field_unit(mv)} px")
+    model = _Model()
+    _encode(np.asarray(mv), _Writer(), model)
+    return {name: counts - 1 for name, counts in model.counts().items()}
+
+
+def initial_counts(observed: dict[str, np.ndarray], strength: int = 64) -> dict[str, np.ndarray]:
+    """Initial counts from summed :func:`observed_counts`: each context's probability (add-half estimate) as
+    counts totalling at most ``strength``, fewer where it was seen less often (so the frame's own bins still
+    outweigh a guess), never below one."""
+    fitted = {}
+    for name, counts in observed.items():
+        seen = counts.sum(-1, keepdims=True).astype(np.float64)
+        probability = (counts + 0.5) / (seen + 1)
+        fitted[name] = np.maximum(1, np.round(probability * np.minimum(strength, seen + 2))).astype(np.int64)
+    return fitted
 
 
 def _around(values: np.ndarray) -> np.ndarray:
@@ -140,11 +214,13 @@ def _code_row(io: _Writer | _Reader, model: _Model, y: int, above: np.ndarray | 
     writing = truth is not None
     first = above is None
     context = np.full(cols, 4) if first else _around(above[2] > 0)
-    coded = model.coded.code(io, (context,), magnitude.any(-1) if writing else None) > 0
+    column, row = np.arange(cols) % 2, np.full(cols, y % 2)
+    coded = model.coded.code_run(io, (context, column, row), magnitude.any(-1) if writing else None) > 0
     mergeable = coded & (np.arange(cols) > 0) & (not first)
     context = np.zeros(cols, np.int64) if first else np.minimum(_around(above[3] > 0), 2)
     merged = np.zeros(cols, bool)
-    merged[mergeable] = model.merge.code(io, (context[mergeable],), index[mergeable] >= 0 if writing else None) > 0
+    merged[mergeable] = model.merge.code(io, (context[mergeable], column[mergeable], row[mergeable]),
+                                         index[mergeable] >= 0 if writing else None) > 0
     chosen = np.zeros(int(merged.sum()), np.int64)
     for k in range(MERGES - 1):  # truncated unary index
         going = chosen == k
@@ -175,7 +251,9 @@ def _code_row(io: _Writer | _Reader, model: _Model, y: int, above: np.ndarray | 
         level[large] = UNARY + _exp_golomb(io, model, c, magnitude[large, c] - UNARY if writing else None,
                                            int(large.sum()))
         nonzero = np.flatnonzero(level)
-        negative = _bypass(io, nonzero.size, res[nonzero, c] < 0 if writing else None)
+        top_sign = np.ones(nonzero.size, np.int64) if first else above[4 + c][nonzero]
+        negative = model.sign.code(io, (np.full(nonzero.size, c), top_sign),
+                                   res[nonzero, c] < 0 if writing else None)
         values[:, c] = level
         values[nonzero[negative > 0], c] *= -1
     return values, index
@@ -224,17 +302,22 @@ def encode_vectors(mv: np.ndarray, block: int) -> bytes:
     scaled = mv.astype(np.float64) * QPEL
     if np.abs(np.round(scaled) - scaled).max() > 1e-3:
         raise ValueError("motion vectors must be multiples of 1/4 pixel (quarter-pel)")
+    writer, unit = _Writer(), field_unit(mv)
+    _encode(mv, writer, _start(unit))
+    header = _HEADER.pack(MAGIC, VERSION, block, mv.shape[0], mv.shape[1], unit)
+    return header + writer.coder.get_compressed().astype("<u4").tobytes()
+
+
+def _encode(mv: np.ndarray, writer: _Writer, model: _Model) -> None:
+    """Code a checked field's syntax with ``model``."""
     unit = field_unit(mv)
     q = np.round(mv.astype(np.float64) * unit).astype(np.int64)
     res = q - predict(q)
     if np.abs(res).max() >= _MAX_RESIDUAL:
         raise ValueError(f"motion vector residual {np.abs(res).max()} quarter-pels is too large to code")
     index = merge_index(q)
-    writer, model = _Writer(), _Model()
     for y in range(q.shape[0]):
         _code_row(writer, model, y, _above(res, index, y), (res[y], index[y]), q.shape[1])
-    header = _HEADER.pack(MAGIC, VERSION, block, mv.shape[0], mv.shape[1], unit)
-    return header + writer.coder.get_compressed().astype("<u4").tobytes()
 
 
 def merge_index(q: np.ndarray) -> np.ndarray:
@@ -253,7 +336,8 @@ def _above(res: np.ndarray, index: np.ndarray, y: int) -> np.ndarray | None:
     if y == 0:
         return None
     row = res[y - 1]
-    return np.stack([np.abs(row[:, 0]), np.abs(row[:, 1]), (row != 0).any(-1), index[y - 1] >= 0]).astype(np.int64)
+    return np.stack([np.abs(row[:, 0]), np.abs(row[:, 1]), (row != 0).any(-1), index[y - 1] >= 0,
+                     np.sign(row[:, 0]) + 1, np.sign(row[:, 1]) + 1]).astype(np.int64)
 
 
 def decode_vectors(data: bytes, shape: tuple[int, int] | None = None, block: int | None = None) -> np.ndarray:
@@ -272,7 +356,7 @@ def decode_vectors(data: bytes, shape: tuple[int, int] | None = None, block: int
     if (len(data) - _HEADER.size) % 4:
         raise ValueError("motion-vector stream is truncated (payload is not whole 32-bit words)")
     words = np.frombuffer(data, dtype="<u4", offset=_HEADER.size).astype(np.uint32)
-    reader, model = _Reader(words), _Model()
+    reader, model = _Reader(words), _start(unit)
     q = np.zeros((rows, cols, 2), np.int64)
     res = np.zeros_like(q)
     index = np.full((rows, cols), -1)
@@ -293,15 +377,19 @@ def _reconstruct_row(q: np.ndarray, y: int, residuals: np.ndarray, index: np.nda
     if y == 0:
         q[0] = np.cumsum(residuals, axis=0)
         return np.concatenate([q[0, :1] * 0, q[0, :-1]])
-    top = q[y - 1]
-    top_left = np.concatenate([top[:1], top[:-1]])
-    prediction = np.empty_like(residuals)
+    top = [tuple(v) for v in q[y - 1].tolist()]  # Python integers: a block at a time, numpy's overhead dominates
+    prediction, row = [], []
     left = top[0]
-    for x in range(q.shape[1]):
-        prediction[x] = med(left, top[x], top_left[x])
-        left = (left, top[x], top_left[x])[index[x]] if index[x] >= 0 else prediction[x] + residuals[x]
-        q[y, x] = left
-    return prediction
+    for top_block, top_left, residual, merge in zip(top, top[:1] + top[:-1], residuals.tolist(), index.tolist(),
+                                                   strict=True):
+        predicted = tuple(min(max(a + b - c, min(a, b)), max(a, b))
+                          for a, b, c in zip(left, top_block, top_left, strict=True))
+        left = (left, top_block, top_left)[merge] if merge >= 0 else (predicted[0] + residual[0],
+                                                                      predicted[1] + residual[1])
+        prediction.append(predicted)
+        row.append(left)
+    q[y] = row
+    return np.array(prediction, np.int64)
 
 
 def stream_block(data: bytes) -> int:

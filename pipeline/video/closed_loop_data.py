@@ -6,10 +6,12 @@ predictions come from *decoded* references at the rates the coder runs. Each P-f
 With ``--codes``, each P-frame's residual codes as the stream holds them instead (``.npz``: ``bits`` (T, C, h, w)
 int8, ``counts`` (h, w)), the training data of the learned context model (``codec.context_train``); with
 ``--counts-prior`` the coder prices and codes them with the prior's adaptive counts, not its context net, so the
-data do not depend on the net they will train.
+data do not depend on the net they will train. With ``--vectors``, each P-frame's motion-vector field as the stream
+holds it (``.npy`` (rows, cols, 2) float32 pixels), the data of the vector coder's initial probabilities
+(``pipeline.video.vector_prior``).
 
     python -m pipeline.video.closed_loop_data --out DIR [--quality 30 40] [--size 1024x512] [--frames 30]
-        [--exclude seq0003 ...] [--codes [--counts-prior]] [--residual STEM] SOURCE ...
+        [--exclude seq0003 ...] [--codes [--counts-prior] | --vectors] [--residual STEM] SOURCE ...
 
 A SOURCE is a folder of sequences (or of frames), a Cityscapes-layout root (e.g. the synthetic renderer's
 output) or a video file.
@@ -52,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude", action="append", default=[], metavar="NAME",
                         help="a sequence name to leave out (held-out data); repeat for more")
     parser.add_argument("--max-iterations", type=int, default=6)
-    parser.add_argument("--codes", action="store_true", help="write the residual codes instead of the pairs")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--codes", action="store_true", help="write the residual codes instead of the pairs")
+    what.add_argument("--vectors", action="store_true", help="write the motion-vector fields instead of the pairs")
     parser.add_argument("--counts-prior", action="store_true",
                         help="code the residual with the prior's adaptive counts, without its context net")
     parser.add_argument("--residual", type=Path, default=WEIGHTS_DIR / "residual",
@@ -83,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
                     if coded.prediction is None:
                         continue
                     name = f"{source.stem}_{seq.name}_{index:04d}_q{quality:g}"
-                    if args.codes:
+                    if args.vectors:
+                        buffer = _npy(motion.decode(coded.record.blobs[0], frames[index].shape))
+                    elif args.codes:
                         codes = residual.chunks_to_codes(coded.record.blobs[1:])  # after the motion vectors
                         buffer = _npz(bits=codes.bits, counts=codes.counts)
                     else:
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                     write_bytes(args.out / (name + (".npz" if args.codes else ".npy")), buffer)
                     written += 1
                 print(f"{seq.name} quality {quality:g}: {written} P-frames so far", flush=True)
-    what = "residual codes" if args.codes else "(frame, prediction) pairs"
+    what = "motion-vector fields" if args.vectors else "residual codes" if args.codes else "(frame, prediction) pairs"
     print(f"wrote {written} P-frames' {what} to {args.out}")
     return 0
 

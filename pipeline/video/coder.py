@@ -266,7 +266,7 @@ class VideoCoder:
         """
         header, offset = container.decode_header(data, source)
         self.check_header(header, source)
-        precision = header.get("precision", "fp32")  # a version-6 stream has none: it was coded in fp32
+        precision = header.get("precision")
         if precision not in PRECISIONS:
             raise ValueError(f"{source}: coded at precision {precision!r}, which this build does not know "
                              f"({PRECISIONS})")

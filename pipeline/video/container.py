@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"DCVS"
-VERSION = 7  # 2: entropy coding with the prior's channel plan; 3: range-coded count maps, context-coded vectors;
+VERSION = 8  # 2: entropy coding with the prior's channel plan; 3: range-coded count maps, context-coded vectors;
 # 4: vectors MED-predicted (flow.vector_coding version 3); 5: vector merges (flow.vector_coding version 4);
 # 6: recurrent layers updated only around the coded blocks (codec.sparse, image format version 4);
-# 7: the header names the networks' precision (fp32 or bf16)
-OLDEST_READ = 6  # a version-6 stream is a version-7 one coded in fp32
+# 7: the header names the networks' precision (fp32 or bf16); 8: vectors start from fitted counts, with parity,
+# left-flag and sign contexts (flow.vector_coding version 5)
+OLDEST_READ = 8
 _RECORD = struct.Struct("<2sBIII")
 FRAME_TYPES = {0: "I", 1: "P"}
 _TYPE_CODES = {name: code for code, name in FRAME_TYPES.items()}
