@@ -109,12 +109,13 @@ class _Bins:
             bits = np.asarray(known, np.int64)
             left = np.concatenate([[2, 2], bits])
             return self.code(io, (left[1:-1], left[:-2], *context), bits)
-        bits = np.full(context[0].size + 2, 2)
+        probability = (self.counts[..., 1] / self.counts.sum(-1))[(slice(None), slice(None), *context)].tolist()
+        bits = [2, 2]  # Python lists: a flag at a time, numpy's overhead would dominate
         for x in range(context[0].size):
-            n = self.counts[(bits[x + 1], bits[x], *(c[x] for c in context))]
-            bits[x + 2] = io.bins(np.array([n[1] / n.sum()]), None)[0]
-        np.add.at(self.counts, (bits[1:-1], bits[:-2], *context, bits[2:]), 1)
-        return bits[2:]
+            bits.append(io.bin(probability[bits[-1]][bits[-2]][x]))
+        flags = np.array(bits)
+        np.add.at(self.counts, (flags[1:-1], flags[:-2], *context, flags[2:]), 1)
+        return flags[2:]
 
 
 class _Writer:
@@ -136,6 +137,9 @@ class _Reader:
         if not probabilities.size:
             return np.zeros(0, np.int64)
         return np.asarray(self.coder.decode(_FAMILY, probabilities), np.int64)
+
+    def bin(self, probability: float) -> int:
+        return int(self.coder.decode(_FAMILY, np.array([probability]))[0])
 
 
 def _bypass(io: _Writer | _Reader, n: int, known: np.ndarray | None) -> np.ndarray:
@@ -262,6 +266,8 @@ def _code_row(io: _Writer | _Reader, model: _Model, y: int, above: np.ndarray | 
 def _exp_golomb(io: _Writer | _Reader, model: _Model, c: int, known: np.ndarray | None, n: int) -> np.ndarray:
     """``n`` values >= 0 of component ``c``: a unary count of extra suffix bits (adaptive bins), then the suffix
     (equiprobable)."""
+    if not n:
+        return np.zeros(0, np.int64)
     writing = known is not None
     if writing:
         known_w = known + (1 << EG_ORDER)

@@ -9,7 +9,7 @@ from codec.zoo import WEIGHTS_DIR
 from flow.motion import BlockMotion
 from pipeline.frames import Frame
 from pipeline.video.coder import VideoCoder
-from pipeline.video.distortion import adaptive_weights, block_weights
+from pipeline.video.distortion import C2, adaptive_weights
 from pipeline.video.rate import RateControl
 
 
@@ -35,7 +35,15 @@ def test_adaptive_weights_favour_flat_blocks_and_grow_with_strength():
         flat, textured = weights[..., :4].mean().item(), weights[..., 4:].mean().item()
         ratios.append(flat / textured)
     assert 1.0 < ratios[0] < ratios[1]
-    torch.testing.assert_close(adaptive_weights(frame, 1.0), block_weights("ssim", frame))
+
+
+def test_adaptive_weights_follow_the_block_variance():
+    # Two 16x16 blocks: flat (variance 0) and a 0 / 200 checkerboard (variance 100 ** 2), grey in all channels.
+    image = np.full((16, 32, 3), 100.0, np.float32)
+    image[:, 16:] = 200.0 * (np.indices((16, 16)).sum(0) % 2)[..., None]
+    raw = np.array([C2, 2 * 100.0**2 + C2]) ** -0.3
+    expected = torch.tensor(raw / raw.mean(), dtype=torch.float32).reshape(1, 1, 1, 2)
+    torch.testing.assert_close(adaptive_weights(_pixels(image), 0.3), expected)
 
 
 def test_negative_aq_strength_is_rejected():
