@@ -318,6 +318,23 @@ def test_closed_loop_codes_are_what_the_stream_holds(tmp_path, prior: list[str])
         assert np.all(np.abs(bits[t][:, counts > t]) == 1) and np.all(bits[t][:, counts <= t] == 0)
 
 
+def test_closed_loop_vectors_are_the_fields_the_stream_holds(tmp_path) -> None:
+    """``closed_loop_data --vectors`` stores each P-frame's vector field (the vector prior's training data)."""
+    from flow.vector_coding import decode_vectors, encode_vectors
+    from pipeline.video.closed_loop_data import main as closed_loop_data
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    with pytest.raises(SystemExit):  # one kind of data per run
+        closed_loop_data(["--out", str(tmp_path), "--codes", "--vectors", str(sample)])
+    assert closed_loop_data(["--out", str(tmp_path), "--vectors", "--frames", "2", "--quality", "40",
+                             "--size", "256x128", str(sample)]) == 0
+    (file,) = tmp_path.glob("*.npy")  # one sequence of two frames: one P-frame
+    field = np.load(file)
+    assert field.dtype == np.float32 and field.shape in {(8, 16, 2), (4, 8, 2)}  # 16- or 32-px blocks
+    assert np.abs(field).max() > 0 and np.array_equal(np.round(field * 4), field * 4)  # the sample moves; 1/4 px
+    assert np.array_equal(decode_vectors(encode_vectors(field, 16)), field)
+
+
 def test_closed_loop_data_reads_a_candidate_residual_model(tmp_path) -> None:
     """``--residual STEM`` codes with a model that has not shipped; a missing one is named in the error."""
     from pipeline.video.closed_loop_data import main as closed_loop_data

@@ -49,7 +49,8 @@ _SCORING_CODE = ["pipeline/evaluation/metrics.py", "pipeline/evaluation/flow_sco
                  "flow"]
 _OUR_CODE = ["codec", "pipeline/video", "pipeline/evaluation/rnn.py"]
 # Training-data tools beside the coder: they code nothing that is scored, so editing them keeps the cache.
-_NOT_CODING = {"pipeline/video/closed_loop_data.py", "pipeline/video/residual_data.py"}
+_NOT_CODING = {"pipeline/video/closed_loop_data.py", "pipeline/video/residual_data.py",
+               "pipeline/video/vector_prior.py"}
 _HASHED = {".py", ".safetensors"}  # in folders: code and weights (codec/weights), so a retrained model rescores
 
 

@@ -1,4 +1,4 @@
-"""Fit the motion-vector coder's initial counts on fields the coder sent: ``python -m pipeline.video.vector_prior``.
+r"""Fit the motion-vector coder's initial counts on fields the coder sent: ``python -m pipeline.video.vector_prior``.
 
     python -m pipeline.video.vector_prior [--out flow/vector_prior.safetensors] [--strength 64] FIELDS ...
 
@@ -6,6 +6,17 @@ FIELDS are ``.npy`` (rows, cols, 2) float32 vector fields (``pipeline.video.clos
 of them. Each quarter-pel one (the unit the prior serves) is coded as the stream codes it; the bins' statistics are
 summed and written as the initial counts of every context (:func:`flow.vector_coding.initial_counts`). The counts
 change the vector bitstream, so a new fit needs a new vector stream version (``flow.vector_coding.VERSION``).
+
+The shipped counts were fitted at 84af204 on 112 quarter-pel fields the coder sent (quality 30 and 42, the first 15
+frames of Cityscapes seq0000-0002 and seq0004 and of the dashcam clip; seq0003 and the frames ``bench.motion_rd``
+measures left out; bench/RESULTS.md, "vector stream v5")::
+
+    python -m pipeline.video.closed_loop_data --out outputs/vector_fields --vectors --quality 30 42 \
+        --max-iterations 8 --frames 15 --exclude seq0003 ../shared/data/cityscapes_sequence
+    python -m pipeline.video.closed_loop_data --out outputs/vector_fields --vectors --quality 30 42 \
+        --max-iterations 8 --frames 15 --size 960x540 ../shared/data/udacity_dashcam/solidWhiteRight.mp4
+    rm outputs/vector_fields/cityscapes_sequence_seq000?_00{01,10}_q*.npy
+    python -m pipeline.video.vector_prior outputs/vector_fields
 """
 
 from __future__ import annotations
