@@ -184,10 +184,11 @@ def _start(unit: int) -> _Model:
 def observed_counts(mv: np.ndarray) -> dict[str, np.ndarray]:
     """How often each bin of each context took 0 and 1 when coding the (rows, cols, 2) quarter-pel field ``mv``
     (pixels) from ones: the statistics :func:`initial_counts` fits."""
+    mv = checked_field(mv)
     if field_unit(mv) != QPEL:
         raise ValueError(f"the vector prior is fitted on quarter-pel fields; this one is in 1/{field_unit(mv)} px")
     model = _Model()
-    _encode(np.asarray(mv), _Writer(), model)
+    _encode(mv, _Writer(), model)
     return {name: counts - 1 for name, counts in model.counts().items()}
 
 
@@ -298,8 +299,8 @@ def field_unit(mv: np.ndarray) -> int:
     return next(u for u in UNITS if np.abs(np.round(mv * u) - mv * u).max() <= 1e-3)
 
 
-def encode_vectors(mv: np.ndarray, block: int) -> bytes:
-    """(rows, cols, 2) float32 vectors in pixels (multiples of 1/4) -> bytes."""
+def checked_field(mv: np.ndarray) -> np.ndarray:
+    """``mv`` as an array when it is a codable field: (rows, cols, 2), finite, multiples of 1/4 px; else ValueError."""
     mv = np.asarray(mv)
     if mv.ndim != 3 or mv.shape[2] != 2 or not 0 < mv.shape[0] < 65536 or not 0 < mv.shape[1] < 65536:
         raise ValueError(f"motion vectors: expected a (rows, cols, 2) field, got shape {mv.shape}")
@@ -308,6 +309,12 @@ def encode_vectors(mv: np.ndarray, block: int) -> bytes:
     scaled = mv.astype(np.float64) * QPEL
     if np.abs(np.round(scaled) - scaled).max() > 1e-3:
         raise ValueError("motion vectors must be multiples of 1/4 pixel (quarter-pel)")
+    return mv
+
+
+def encode_vectors(mv: np.ndarray, block: int) -> bytes:
+    """(rows, cols, 2) float32 vectors in pixels (multiples of 1/4) -> bytes."""
+    mv = checked_field(mv)
     writer, unit = _Writer(), field_unit(mv)
     _encode(mv, writer, _start(unit))
     header = _HEADER.pack(MAGIC, VERSION, block, mv.shape[0], mv.shape[1], unit)

@@ -171,8 +171,14 @@ def test_fitting_the_prior_from_fields(tmp_path: Path) -> None:
     assert np.array_equal(fitted["coded"], initial_counts({"coded": observed})["coded"])
     assert not list(tmp_path.glob(".prior.*"))  # no temporary file left
     np.save(tmp_path / "bad.npy", np.zeros((4, 4, 3), np.float32))
-    with pytest.raises(SystemExit, match="bad.npy: expected a"):
+    with pytest.raises(SystemExit, match=r"bad.npy: not a vector field \(motion vectors: expected a"):
         vector_prior.main([str(tmp_path / "bad.npy"), "--out", str(out)])
+    np.save(tmp_path / "eighth.npy", zoom / 2)  # eighth-pel values
+    with pytest.raises(SystemExit, match=r"eighth.npy: not a vector field \(.*1/4 pixel"):
+        vector_prior.main([str(tmp_path / "eighth.npy"), "--out", str(out)])
+    (tmp_path / "text.npy").write_text("not an array")
+    with pytest.raises(SystemExit, match="text.npy: not a vector field"):
+        vector_prior.main([str(tmp_path / "text.npy"), "--out", str(out)])
     with pytest.raises(SystemExit, match="none of the fields is in quarter pixels"):
         vector_prior.main([str(tmp_path / "whole.npy"), "--out", str(out)])
     with pytest.raises(ValueError, match="quarter-pel"):

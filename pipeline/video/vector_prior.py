@@ -29,7 +29,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from atomic import temporary_path
-from flow.vector_coding import PRIOR, QPEL, field_unit, initial_counts, observed_counts
+from flow.vector_coding import PRIOR, QPEL, checked_field, field_unit, initial_counts, observed_counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     total: dict[str, np.ndarray] = {}
     fitted = 0
     for f in files:
-        mv = np.load(f)
-        if mv.ndim != 3 or mv.shape[2] != 2:
-            raise SystemExit(f"{f}: expected a (rows, cols, 2) vector field, got shape {mv.shape}")
+        try:
+            mv = checked_field(np.load(f))
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"{f}: not a vector field ({err})") from err
         if field_unit(mv) != QPEL:  # whole- and half-pel fields start from ones
             continue
         for name, counts in observed_counts(mv).items():
