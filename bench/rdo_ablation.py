@@ -19,8 +19,9 @@ Rows (each adds one part to the row above; the distortion rows replace mse):
 12. the defaults without the per-block refinement (``motion.refine=0``, against row 8: what it buys with
     propagation and AQ on).
 
-Three parts cannot be switched off: every row codes its vectors with MED prediction and merges (a block may copy
-its left, top or top-left neighbour, :mod:`flow.vector_coding`), and rows 2-12 decide each iteration on its real
+Some parts cannot be switched off: every row codes its vectors with MED prediction and merges (a block may copy
+its left, top or top-left neighbour) and with stream version 5's fitted initial counts and contexts
+(:mod:`flow.vector_coding`), and rows 2-12 decide each iteration on its real
 gain (bench/RESULTS.md: what they bought, from the defaults row at the commits before and after each). ``--rows``
 codes only the rows given (1-based; a row's reference is coded too when it is not given).
 
