@@ -395,7 +395,7 @@ def _reconstruct_row(q: np.ndarray, y: int, residuals: np.ndarray, index: np.nda
     left = top[0]
     for top_block, top_left, residual, merge in zip(top, top[:1] + top[:-1], residuals.tolist(), index.tolist(),
                                                    strict=True):
-        predicted = tuple(min(max(a + b - c, min(a, b)), max(a, b))
+        predicted = tuple(min(max(a + b - c, min(a, b)), max(a, b))  # med() on Python integers
                           for a, b, c in zip(left, top_block, top_left, strict=True))
         left = (left, top_block, top_left)[merge] if merge >= 0 else (predicted[0] + residual[0],
                                                                       predicted[1] + residual[1])
