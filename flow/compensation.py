@@ -86,7 +86,13 @@ def obmc_corners(h: int, w: int, rows: int, cols: int, block: int) -> list[tuple
 def sample(ref: np.ndarray, field: np.ndarray, interpolation: str = "linear") -> np.ndarray:
     """``ref`` sampled at x + ``field`` (H, W, 2) with the sub-pel kernel ``interpolation``, uint8."""
     h, w = field.shape[:2]
-    return _sample(ref, cv2.add(_grid(h, w), np.ascontiguousarray(field, np.float32)), 0.0, interpolation)
+    return sample_at(ref, cv2.add(_grid(h, w), np.ascontiguousarray(field, np.float32)), interpolation)
+
+
+def sample_at(ref: np.ndarray, coords: np.ndarray, interpolation: str = "linear") -> np.ndarray:
+    """``ref`` sampled at the (x, y) positions ``coords`` (H, W, 2) float32 with the sub-pel kernel
+    ``interpolation`` and replicated borders, uint8 (H, W, C). Each output pixel depends on its position alone."""
+    return _sample(ref, coords, 0.0, interpolation)
 
 
 def compensate(ref: np.ndarray, mv: np.ndarray, block: int, obmc: bool = False, sharpen: float = 0.0,

@@ -11,8 +11,9 @@ of its four neighbours' vectors, whichever lowers
 The blocks take turns in four interleaved grids (even/odd row x even/odd column). With OBMC a block's vector
 reaches the pixels within one block of its centre, a window two blocks wide; the windows of one grid's blocks
 tile the frame without overlap, and the vectors whose prediction uses a block (its right, lower and lower-right
-neighbours under MED) belong to no other block of the grid. So one compensation per candidate scores every block
-of a grid exactly against its fixed neighbours, and every accepted change lowers the frame's estimated cost.
+neighbours under MED) belong to no other block of the grid. So sampling each distinct candidate vector over its
+block's window (:class:`Windows`) scores every block of a grid exactly against its fixed neighbours, and every
+accepted change lowers the frame's estimated cost.
 
 Bits are estimated from the field's own statistics (the adaptive coder converges to them): whether a block is
 coded at all, merged (a copy of its left, top or top-left neighbour) or sent as a residual, and for a residual
@@ -24,7 +25,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from flow.compensation import obmc_corners, sample
+from flow.compensation import obmc_corners, sample, sample_at
 from flow.vector_coding import MERGES, merge_index, predict
 
 _TAIL = 16  # magnitudes (in the field's unit) with their own histogram bin; larger ones share one + log2 bits
@@ -41,96 +42,128 @@ def refine_vectors(cur: np.ndarray, ref: np.ndarray, mv: np.ndarray, block: int,
     """
     mv = np.asarray(mv, np.float32).copy()
     rows, cols = mv.shape[:2]
-    h, w = cur.shape[:2]
-    target = cur.astype(np.float32)
-    if obmc:
-        corners = obmc_corners(h, w, rows, cols, block)
-    else:
-        r, c = np.meshgrid(np.arange(h) // block, np.arange(w) // block, indexing="ij")
-        corners = [(r, c, np.ones((h, w), np.float32))]
+    windows = Windows(cur, ref, mv, block, obmc, interpolation)
     for _ in range(passes):
         costs = _BitCosts(mv, unit)
         changed = False
-        for a, b in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        for a, b in GRIDS:
             turn = np.zeros((rows, cols), bool)
             turn[a::2, b::2] = True
-            split = _Split(ref, mv, corners, a, b, interpolation)
-
-            def cost(field: np.ndarray, split: _Split = split, costs: _BitCosts = costs) -> np.ndarray:
-                error = _window_sse(_sq_error(split.predict(field), target), block, rows, cols)
-                return error + rate_lambda * _tile_sum(costs(field))
-
-            best = cost(mv)
-            choice = mv.copy()
-            for candidate in [predict(np.round(mv * unit)) / unit, *_neighbours(mv)]:
-                field = np.where(turn[..., None], candidate, mv).astype(np.float32)
-                moved = turn & (field != mv).any(-1)
-                if not moved.any():
-                    continue
-                cand_cost = cost(field)
-                better = moved & (cand_cost < best)
-                best[better] = cand_cost[better]
-                choice[better] = field[better]
-            if (choice != mv).any():
+            fields = [np.where(turn[..., None], candidate, mv).astype(np.float32)
+                      for candidate in (mv, predict(np.round(mv * unit)) / unit, *_neighbours(mv))]
+            vectors = np.stack([field[a::2, b::2] for field in fields])  # (candidates, grid rows, grid cols, 2)
+            bits = np.stack([_tile_sum(costs(field))[a::2, b::2] for field in fields])
+            total = windows.sse(a, b, vectors) + rate_lambda * bits
+            pick = np.argmin(total, axis=0)  # ties keep the block's vector (candidate 0), else the earlier one
+            if pick.any():
                 changed = True
-                mv = choice
+                mv[a::2, b::2] = windows.move(a, b, vectors, pick)
         if not changed:
             break
     return mv
 
 
-class _Split:
-    """The prediction with the blocks of grid (a, b) free: what the other blocks' vectors give (fixed), plus each
-    pixel's weight on the one free block whose window holds it, times the reference sampled at that block's
-    vector."""
-
-    def __init__(self, ref: np.ndarray, mv: np.ndarray, corners: list, a: int, b: int, interpolation: str) -> None:
-        self.ref, self.interpolation = ref, interpolation
-        h, w = corners[0][2].shape
-        self.fixed = np.zeros((h, w, ref.shape[2]), np.float32)
-        self.share = np.zeros((h, w), np.float32)
-        rows, cols = corners[0][0].astype(np.float32), corners[0][1].astype(np.float32)
-        for r, c, weight in corners:
-            free = (r % 2 == a) & (c % 2 == b)
-            self.fixed += (weight * ~free)[..., None] * self._sample(mv, _where(r, c))
-            self.share += weight * free
-            rows, cols = np.where(free, r, rows), np.where(free, c, cols)
-        self.where = _where(rows, cols)
-        self.share = self.share[..., None]
-
-    def _sample(self, mv: np.ndarray, where: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        # Gathering the per-pixel vectors as a nearest-neighbour remap of the small field is ~5x numpy indexing.
-        field = cv2.remap(np.ascontiguousarray(mv, np.float32), where[0], where[1], cv2.INTER_NEAREST)
-        return sample(self.ref, field, self.interpolation).astype(np.float32)
-
-    def predict(self, mv: np.ndarray) -> np.ndarray:
-        """(H, W, 3) float prediction with the free blocks at ``mv`` (the others as given at construction)."""
-        return self.fixed + self.share * self._sample(mv, self.where)
+GRIDS = ((0, 0), (0, 1), (1, 0), (1, 1))
+_REMAP_ROWS = 32767  # cv2.remap's output must be shorter than this (SHRT_MAX)
 
 
-def _where(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """cv2.remap maps (x, y) that read block (row, col) of a field at every pixel."""
-    return np.ascontiguousarray(cols, np.float32), np.ascontiguousarray(rows, np.float32)
+class Windows:
+    """Prediction error of a field, kept on a canvas of every block's window, and scored per candidate vector.
+
+    A block's window is the pixels its vector reaches: one block beyond its centre on every side with OBMC (its own
+    block, and its neighbours' halves where it has no share, without). The windows of one grid's blocks (every
+    second row and column from (a, b)) tile the canvas, and every pixel in them depends on one block of the grid,
+    with that block's ``share`` of the blend, and otherwise on vectors outside the grid. So sampling each candidate
+    vector over its block's window alone scores the grid's blocks exactly against their fixed neighbours:
+    error = current error + share x (sample at the candidate - sample at the current vector).
+
+    Canvas pixel (Y, X) is frame pixel (Y - block / 2, X - block / 2); pixels outside the frame have no share and
+    no error. The error follows each move (:meth:`move`), so the fixed part is never sampled again.
+    """
+
+    def __init__(self, cur: np.ndarray, ref: np.ndarray, mv: np.ndarray, block: int, obmc: bool,
+                 interpolation: str) -> None:
+        self.ref, self.block, self.interpolation = ref, block, interpolation
+        rows, cols = mv.shape[:2]
+        h, w = cur.shape[:2]
+        if obmc:
+            corners = obmc_corners(h, w, rows, cols, block)
+        else:
+            r, c = np.meshgrid(np.arange(h) // block, np.arange(w) // block, indexing="ij")
+            corners = [(r, c, np.ones((h, w), np.float32))]
+        half = block // 2
+        canvas = ((rows + 1) * block, (cols + 1) * block)
+        inside = (slice(half, half + h), slice(half, half + w))
+        prediction = sum(weight[..., None] * _sample_field(ref, mv, r, c, interpolation) for r, c, weight in corners)
+        self.error = np.zeros((*canvas, ref.shape[2]), np.float32)
+        self.error[inside] = prediction - cur
+        self.share = {}
+        for a, b in GRIDS:
+            self.share[a, b] = np.zeros((*canvas, 1), np.float32)
+            free = [weight * ((r % 2 == a) & (c % 2 == b)) for r, c, weight in corners]
+            self.share[a, b][inside] = sum(free)[..., None]
+        ty, tx = np.mgrid[: 2 * block, : 2 * block].astype(np.float32) - half
+        self.offsets = np.stack([tx, ty], axis=-1)  # (2B, 2B, 2): (x, y) of a window's pixels from its block's corner
+        self._scored: tuple | None = None
+
+    def sse(self, a: int, b: int, vectors: np.ndarray) -> np.ndarray:
+        """(K, rows, cols) squared prediction error summed over the window of each block of grid (a, b) when it
+        takes ``vectors`` (K, rows, cols, 2) float32, multiples of 1/4 (``vectors[0]``: the current ones)."""
+        k, rows, cols = vectors.shape[:3]
+        keys = np.round(vectors * 4).astype(np.int64).reshape(k, rows * cols, 2)
+        owners = np.broadcast_to(np.arange(rows * cols)[None, :, None], (k, rows * cols, 1))
+        pairs, inverse = np.unique(np.concatenate([owners, keys], -1).reshape(-1, 3), axis=0, return_inverse=True)
+        inverse = inverse.reshape(k, rows * cols)
+        owner = pairs[:, 0]
+        samples = self._sample(a + 2 * (owner // cols), b + 2 * (owner % cols), pairs[:, 1:] / 4)
+        current = samples[inverse[0]]  # (rows * cols, 2B, 2B, C)
+        error = self._tiles(self.error, a, b)[owner // cols, owner % cols]
+        share = self._tiles(self.share[a, b], a, b)[owner // cols, owner % cols]
+        diff = error + share * (samples - current[owner])
+        sse = np.einsum("pyxc,pyxc->p", diff, diff, dtype=np.float64)
+        self._scored = (a, b, vectors.shape, inverse, samples, current)
+        return sse[inverse].reshape(k, rows, cols)
+
+    def move(self, a: int, b: int, vectors: np.ndarray, pick: np.ndarray) -> np.ndarray:
+        """Grid (a, b)'s blocks take candidate ``pick`` (rows, cols) of the ``vectors`` just scored by :meth:`sse`;
+        their windows' error follows. Returns the (rows, cols, 2) vectors taken."""
+        if self._scored is None or self._scored[:3] != (a, b, vectors.shape):
+            raise ValueError("Windows.move: these vectors were not the last ones scored")
+        *_, inverse, samples, current = self._scored
+        cols = vectors.shape[2]
+        moved = np.flatnonzero(pick)
+        taken = samples[inverse[pick.reshape(-1)[moved], moved]]
+        at = moved // cols, moved % cols
+        share = self._tiles(self.share[a, b], a, b)[at]
+        self._tiles(self.error, a, b)[at] += share * (taken - current[moved])
+        self._scored = None
+        return np.take_along_axis(vectors, pick[None, ..., None], axis=0)[0]
+
+    def _tiles(self, canvas: np.ndarray, a: int, b: int) -> np.ndarray:
+        """(grid rows, grid cols, 2B, 2B, C) view of ``canvas`` cut into the windows of grid (a, b)'s blocks."""
+        size = 2 * self.block
+        rows, cols = (canvas.shape[0] // self.block - a) // 2, (canvas.shape[1] // self.block - b) // 2
+        part = canvas[a * self.block : a * self.block + rows * size, b * self.block : b * self.block + cols * size]
+        return part.reshape(rows, size, cols, size, -1).swapaxes(1, 2)
+
+    def _sample(self, rows: np.ndarray, cols: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """(N, 2B, 2B, C) float32: the reference over the windows of blocks (rows, cols) (N,), each moved by its
+        vector (N, 2), sampled as the compensation samples the whole frame (cv2.remap works pixel by pixel)."""
+        size = 2 * self.block
+        maps = self.offsets + (np.stack([cols, rows], -1) * self.block + vectors).astype(np.float32)[:, None, None]
+        chunk = _REMAP_ROWS // size  # windows stacked in one column per cv2.remap call
+        out = [sample_at(self.ref, maps[i : i + chunk].reshape(-1, size, 2), self.interpolation)
+               for i in range(0, len(maps), chunk)]
+        return np.concatenate(out).reshape(len(maps), size, size, -1).astype(np.float32)
 
 
-def _sq_error(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(H, W) squared error summed over channels."""
-    diff = cv2.subtract(prediction, target)
-    return cv2.transform(cv2.multiply(diff, diff), np.ones((1, diff.shape[2]), np.float32))
-
-
-def _window_sse(error: np.ndarray, block: int, rows: int, cols: int) -> np.ndarray:
-    """(rows, cols) error summed over each block's OBMC window: one block beyond its centre on every side."""
-    half = block // 2
-    h, w = error.shape
-    padded = cv2.copyMakeBorder(error, half, rows * block + half - h, half, cols * block + half - w,
-                                cv2.BORDER_CONSTANT, value=0)
-    cells = cv2.resize(padded, (2 * cols + 2, 2 * rows + 2), interpolation=cv2.INTER_AREA).astype(np.float64)
-    total = np.zeros((rows, cols))
-    for dy in range(4):
-        for dx in range(4):
-            total += cells[dy : dy + 2 * rows : 2, dx : dx + 2 * cols : 2]
-    return total * half * half
+def _sample_field(ref: np.ndarray, mv: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                  interpolation: str) -> np.ndarray:
+    """(H, W, C) float32: ``ref`` sampled at every pixel moved by the vector of block (rows, cols) (H, W) of ``mv``."""
+    # Gathering the per-pixel vectors as a nearest-neighbour remap of the small field is ~5x numpy indexing.
+    where = np.ascontiguousarray(cols, np.float32), np.ascontiguousarray(rows, np.float32)
+    field = cv2.remap(np.ascontiguousarray(mv, np.float32), *where, cv2.INTER_NEAREST)
+    return sample(ref, field, interpolation).astype(np.float32)
 
 
 def _neighbours(mv: np.ndarray) -> list[np.ndarray]:

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from test_flow_synthetic import shifted, textured
 
-from flow.compensation import compensate, obmc_corners
+from flow.compensation import compensate
 from flow.motion import BlockMotion
-from flow.refine import _Split, _window_sse, refine_vectors
+from flow.refine import GRIDS, Windows, refine_vectors
 from flow.vector_coding import encode_vectors
 
 
@@ -24,33 +24,33 @@ def _noisy_field(ref: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return cur, mv
 
 
+def _window_sse(cur: np.ndarray, prediction: np.ndarray, block: int, rows: int, cols: int) -> np.ndarray:
+    """(rows, cols) squared error of ``prediction`` over each block's window: one block beyond its centre."""
+    error = np.square(prediction.astype(np.float64) - cur).sum(-1)
+    half = block // 2
+    return np.array([[error[max(r * block - half, 0) : r * block + 3 * half,
+                            max(c * block - half, 0) : c * block + 3 * half].sum() for c in range(cols)]
+                     for r in range(rows)])
+
+
 @pytest.mark.parametrize("obmc", [True, False])
-def test_the_split_prediction_is_the_decoders_compensation(obmc: bool) -> None:
+def test_window_scores_follow_the_decoders_prediction_through_moves(obmc: bool) -> None:
     rng = np.random.default_rng(1)
-    ref = textured(100, 130, seed=2)
+    ref, cur = textured(100, 130, seed=2), textured(100, 130, seed=3)  # 7 x 9 blocks, the last ones cut
     mv = (np.round(rng.normal(0, 3, (7, 9, 2)) * 4) / 4).astype(np.float32)
-    h, w = ref.shape[:2]
-    if obmc:
-        corners = obmc_corners(h, w, 7, 9, 16)
-        assert np.allclose(sum(weight for _, _, weight in corners), 1.0)
-    else:
-        r, c = np.meshgrid(np.arange(h) // 16, np.arange(w) // 16, indexing="ij")
-        corners = [(r, c, np.ones((h, w), np.float32))]
-    for a, b in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        split = _Split(ref, mv, corners, a, b, "cubic")
+    windows = Windows(cur, ref, mv, 16, obmc, "cubic")
+    for a, b in GRIDS:
         moved = mv.copy()
-        moved[a::2, b::2] += np.float32([1.25, -0.5])
-        for field in (mv, moved):  # free blocks moved or not, within rounding of the decoder's uint8 steps
-            assert np.abs(split.predict(field) - compensate(ref, field, 16, obmc, interpolation="cubic")).max() <= 1
-
-
-def test_window_sums_cover_one_block_around_each_centre() -> None:
-    error = np.random.default_rng(0).random((100, 130)).astype(np.float32)
-    padded = np.zeros((7 * 16 + 16, 9 * 16 + 16))
-    padded[8:108, 8:138] = error
-    sums = _window_sse(error, 16, 7, 9)
-    for r, c in ((0, 0), (2, 3), (6, 8)):
-        assert sums[r, c] == pytest.approx(padded[16 * r : 16 * r + 32, 16 * c : 16 * c + 32].sum(), rel=1e-5)
+        moved[a::2, b::2] += (np.round(rng.normal(0, 2, moved[a::2, b::2].shape) * 4) / 4).astype(np.float32)
+        vectors = np.stack([mv[a::2, b::2], moved[a::2, b::2]])
+        scores = windows.sse(a, b, vectors)
+        for k, field in enumerate((mv, moved)):  # within the decoder's rounding to uint8
+            truth = _window_sse(cur, compensate(ref, field, 16, obmc, interpolation="cubic"), 16, 7, 9)[a::2, b::2]
+            assert scores[k] == pytest.approx(truth, rel=0.01)
+        pick = rng.integers(0, 2, scores.shape[1:])
+        mv[a::2, b::2] = windows.move(a, b, vectors, pick)  # the next grid is scored against the moved blocks
+    with pytest.raises(ValueError, match="last ones scored"):
+        windows.move(1, 1, vectors, pick)
 
 
 @pytest.mark.parametrize("obmc", [True, False])
