@@ -4,9 +4,9 @@ The decoder grows its output by recurrent layers, each followed by depth-to-spac
 -> H); the last one, at H/2, takes about 60 % of a full decode's time. A head keeps the first three layers
 exactly (their recurrent state carries everything the bits said so far) and replaces the last one and the output
 convolution by two convolutions at H/4 (1x1 + ReLU, 3x3), then depth-to-space to H/2 for half size: the same
-bits give the smaller image in about a third of the time of a full decode plus resize (bench/multires.py; at
-high rates it falls short of that decode's detail). Encoder and bitstream are untouched; a head is trained
-against the area-downscaled original with the trunk frozen (:mod:`codec.scaled_train`). Shipped beside its
+bits give the smaller image in 44-45 % of the time of a full decode plus resize on a quiet core (bench/multires.py
+``timing``; at high rates it falls short of that decode's detail). Encoder and bitstream are untouched; a head is
+trained against the area-downscaled original with the trunk frozen (:mod:`codec.scaled_train`). Shipped beside its
 model as ``NAME.half`` and, for the intra model, ``NAME.quarter`` (sequences decode 1/4 through the 1/2 loop).
 """
 
