@@ -47,6 +47,8 @@ def refine_vectors(cur: np.ndarray, ref: np.ndarray, mv: np.ndarray, block: int,
         costs = _BitCosts(mv, unit)
         changed = False
         for a, b in GRIDS:
+            if a >= rows or b >= cols:  # a field one block high or wide has no such grid
+                continue
             turn = np.zeros((rows, cols), bool)
             turn[a::2, b::2] = True
             fields = [np.where(turn[..., None], candidate, mv).astype(np.float32)

@@ -97,3 +97,15 @@ def test_motion_refines_the_field_it_sends_and_the_decoder_follows() -> None:
 def test_refine_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="motion.refine"):
         BlockMotion(refine=-1)
+
+
+@pytest.mark.parametrize("shape", [(16, 64), (10, 10), (20, 17)])
+def test_fields_one_block_high_or_wide_are_refined_too(shape: tuple[int, int]) -> None:
+    ref = textured(*shape, seed=11)
+    cur = shifted(ref, -1.0, 0.0)
+    mv = np.zeros((-(-shape[0] // 16), -(-shape[1] // 16), 2), np.float32)
+    mv[0, 0] = 3.0  # off: its predicted vector (0) predicts better and costs less
+    refined = refine_vectors(cur, ref, mv, 16, 1.0, 4, True, "cubic", passes=3)
+    assert refined.shape == mv.shape
+    assert np.array_equal(refined[0, 0], [0.0, 0.0])
+    assert _sse(cur, ref, refined) < _sse(cur, ref, mv)
