@@ -34,19 +34,21 @@ def _window_sse(cur: np.ndarray, prediction: np.ndarray, block: int, rows: int, 
 
 
 @pytest.mark.parametrize("obmc", [True, False])
-def test_window_scores_follow_the_decoders_prediction_through_moves(obmc: bool) -> None:
+@pytest.mark.parametrize("block", [8, 16, 32])
+def test_window_scores_follow_the_decoders_prediction_through_moves(obmc: bool, block: int) -> None:
     rng = np.random.default_rng(1)
-    ref, cur = textured(100, 130, seed=2), textured(100, 130, seed=3)  # 7 x 9 blocks, the last ones cut
-    mv = (np.round(rng.normal(0, 3, (7, 9, 2)) * 4) / 4).astype(np.float32)
-    windows = Windows(cur, ref, mv, 16, obmc, "cubic")
+    ref, cur = textured(100, 130, seed=2), textured(100, 130, seed=3)  # the last blocks cut at every size
+    rows, cols = -(-100 // block), -(-130 // block)
+    mv = (np.round(rng.normal(0, 3, (rows, cols, 2)) * 4) / 4).astype(np.float32)
+    windows = Windows(cur, ref, mv, block, obmc, "cubic")
     for a, b in GRIDS:
         moved = mv.copy()
         moved[a::2, b::2] += (np.round(rng.normal(0, 2, moved[a::2, b::2].shape) * 4) / 4).astype(np.float32)
         vectors = np.stack([mv[a::2, b::2], moved[a::2, b::2]])
         scores = windows.sse(a, b, vectors)
         for k, field in enumerate((mv, moved)):  # within the decoder's rounding to uint8
-            truth = _window_sse(cur, compensate(ref, field, 16, obmc, interpolation="cubic"), 16, 7, 9)[a::2, b::2]
-            assert scores[k] == pytest.approx(truth, rel=0.01)
+            prediction = compensate(ref, field, block, obmc, interpolation="cubic")
+            assert scores[k] == pytest.approx(_window_sse(cur, prediction, block, rows, cols)[a::2, b::2], rel=0.01)
         pick = rng.integers(0, 2, scores.shape[1:])
         mv[a::2, b::2] = windows.move(a, b, vectors, pick)  # the next grid is scored against the moved blocks
     with pytest.raises(ValueError, match="last ones scored"):
