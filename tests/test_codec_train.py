@@ -282,3 +282,38 @@ def test_a_configured_source_that_is_missing_is_an_error(tmp_path: Path, capsys:
     assert cli_main(args) == 2
     err = capsys.readouterr().err
     assert "train.sources.kodak" in err and "no-kodak" in err and "=null" in err
+
+
+def test_closed_loop_pairs_join_consecutive_p_frames_with_their_flow(tmp_path: Path) -> None:
+    """Consecutive P-frames of one sequence and quality form pairs (none across qualities or gaps), their flow is
+    the frames' motion, and a residual model trains on them with the flow loss."""
+    from codec.model import ModelConfig
+    from codec.train import train
+    from flow.losses import FlowConsistencyLoss
+    from pipeline.commands.train import closed_loop_pairs
+
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (64, 120, 3)).astype(np.uint8), (0, 0), 2.0)
+    frames = {k: np.ascontiguousarray(texture[:, 20 - 2 * k : 116 - 2 * k]) for k in range(1, 4)}  # 2 px right each
+    for name, k, quality in (("cs_seqA", 1, 30), ("cs_seqA", 2, 30), ("cs_seqA", 3, 30), ("cs_seqA", 1, 40),
+                             ("cs_seqB", 1, 30), ("cs_seqB", 3, 30)):
+        np.save(tmp_path / f"{name}_{k:04d}_q{quality}.npy", np.concatenate([frames[k], frames[k] // 2], axis=-1))
+    pairs = closed_loop_pairs(tmp_path)
+    assert len(pairs) == 2
+    assert np.array_equal(pairs[0].first[..., :3], frames[1]) and np.array_equal(pairs[0].second[..., :3], frames[2])
+    assert pairs[0].first.shape == (64, 96, 6) and pairs[0].flow.shape == (64, 96, 2)
+    interior = pairs[1].flow[16:-16, 16:-16]
+    assert np.median(interior[..., 0]) == pytest.approx(2.0, abs=0.3)
+    assert np.median(interior[..., 1]) == pytest.approx(0.0, abs=0.3)
+
+    cfg = train_config(steps=1, batch=1, crop=32, iterations=2, pair_fraction=1.0, threads=1, residual_gain=2.0)
+    losses = [("l1", L1Loss(), 1.0), ("flow", FlowConsistencyLoss(), 0.5)]
+    train(ModelConfig(width=0.0625, condition=True), losses, CropSource([], pairs), cfg, tmp_path / "run")
+    assert "flow=" in (tmp_path / "run" / "log.csv").read_text()
+
+    np.save(tmp_path / "cs_seqA_0004_q30.npy", np.zeros((64, 96, 3), np.uint8))
+    with pytest.raises(ValueError, match="seqA at quality 30"):
+        closed_loop_pairs(tmp_path)
+    np.save(tmp_path / "stray.npy", np.zeros((64, 96, 6), np.uint8))
+    with pytest.raises(ValueError, match="stray.npy"):
+        closed_loop_pairs(tmp_path)

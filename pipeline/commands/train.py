@@ -8,6 +8,8 @@ flow for flow losses. Images are loaded here (a small loader of its own) and han
 from __future__ import annotations
 
 import logging
+import re
+from collections import defaultdict
 from dataclasses import fields
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from codec.zoo import load_model, read_meta, save_model
 from pipeline.imageio import read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+# pipeline.video.closed_loop_data's names: SOURCE_SEQUENCE_INDEX_qQUALITY.npy
+CLOSED_LOOP_NAME = re.compile(r"^(?P<sequence>.+)_(?P<index>\d{4})_q(?P<quality>[^_]+)$")
 log = logging.getLogger("drivecodec.train")
 
 
@@ -50,6 +54,35 @@ def _dis_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (first, second)]
     return dis.calc(gray[0], gray[1], None).astype(np.float32)
+
+
+def closed_loop_pairs(root: Path) -> list[Pair]:
+    """Consecutive P-frames of one sequence and quality in a folder of closed-loop (frame, prediction) ``.npy``
+    files (``pipeline.video.closed_loop_data``): each pair holds both (H, W, 6) arrays and the DIS flow between the
+    two frames, so a flow loss compares the two decoded frames' change with the originals'."""
+    files = sorted(root.glob("*.npy"))
+    if not files:
+        raise FileNotFoundError(f"train.sources.closed_loop_pairs: {root} holds no closed-loop .npy files")
+    runs: dict[tuple[str, str], dict[int, Path]] = defaultdict(dict)
+    for path in files:
+        match = CLOSED_LOOP_NAME.match(path.stem)
+        if match is None:
+            raise ValueError(f"{path}: not a closed-loop pair name (SOURCE_SEQUENCE_INDEX_qQUALITY.npy, as "
+                             "pipeline.video.closed_loop_data writes)")
+        runs[match["sequence"], match["quality"]][int(match["index"])] = path
+    pairs = []
+    for (sequence, quality), paths in runs.items():
+        arrays = {index: read_rgb(path) for index, path in paths.items()}
+        shapes = {a.shape for a in arrays.values()}
+        if len(shapes) != 1 or next(iter(shapes))[2:] != (6,):
+            raise ValueError(f"{root}: {sequence} at quality {quality} holds arrays of shapes {sorted(shapes)}; "
+                             "expected (H, W, 6) frame + prediction pairs of one size")
+        for index in sorted(arrays):
+            if index + 1 in arrays:
+                first, second = arrays[index], arrays[index + 1]
+                frames = (np.ascontiguousarray(first[..., :3]), np.ascontiguousarray(second[..., :3]))
+                pairs.append(Pair(first, second, _dis_flow(*frames)))
+    return pairs
 
 
 def _check_sources(src: DictConfig) -> None:
@@ -111,6 +144,10 @@ def load_sources(src: DictConfig, exclude: list[str] | None = None) -> CropSourc
         more = [read_rgb(p) for p in _files(Path(extra))]
         images += more
         counts[str(extra)] = len(more)
+    for root in src.get("closed_loop_pairs") or []:
+        if not Path(root).is_dir():
+            raise FileNotFoundError(f"train.sources.closed_loop_pairs: {root} is not a folder")
+        pairs += closed_loop_pairs(Path(root))
     counts["pairs"] = len(pairs)
     log.info("training sources: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
     return CropSource(images, pairs)
