@@ -52,10 +52,11 @@ def progress(cfg: TrainConfig, step: int, seconds: float) -> float:
     """Fraction of the budget used: steps, or training time when ``max_minutes`` runs out first.
 
     On a shared CPU the step rate varies several-fold, so a step-only schedule could stop mid-decay.
+    ``max_minutes`` None: no time budget; 0 (or less): none left, so nothing trains.
     """
     done = step / cfg.steps
-    if cfg.max_minutes:
-        done = max(done, seconds / (60 * cfg.max_minutes))
+    if cfg.max_minutes is not None:
+        done = 1.0 if cfg.max_minutes <= 0 else max(done, seconds / (60 * cfg.max_minutes))
     return min(done, 1.0)
 
 

@@ -175,6 +175,8 @@ def test_schedule_ends_with_steps_or_time_budget() -> None:
     assert progress(cfg, 50, 60.0) == 0.5  # step-bound
     assert progress(cfg, 10, 300.0) == 0.5  # time-bound on a slow machine
     assert progress(cfg, 10, 900.0) == 1.0 and lr_at(cfg, 1.0) == pytest.approx(1e-5)
+    assert progress(train_config(steps=100, max_minutes=None), 10, 1e6) == 0.1  # no time budget
+    assert progress(train_config(steps=100, max_minutes=0), 0, 0.0) == 1.0  # no time: nothing trains
 
 
 @pytest.mark.slow

@@ -157,6 +157,9 @@ def test_train_filter_command_makes_data_once_trains_and_exports(tmp_path):
                                "restore.train.checkpoint_every=10", f"hydra.run.dir={tmp_path / 'run'}", *overrides],
                               capture_output=True, text=True, timeout=300)
 
+    data_only = run("restore.points=[24,40]", "restore.train.max_minutes=0")
+    assert data_only.returncode == 0, data_only.stderr[-2000:]
+    assert (tmp_path / "data" / "done.json").is_file() and not (tmp_path / "train").exists()
     first = run("restore.points=[24,40]", "restore.train.steps=20", f"restore.export={tmp_path / 'exp'}")
     assert first.returncode == 0, first.stderr[-2000:]
     assert len(list((tmp_path / "data").glob("*.npz"))) == 2 * 2  # frames 0 and 3 at two points
