@@ -19,7 +19,8 @@ against the downscaled original (the drift curve over the GOP) and the decode ti
 against direct decode), and the drift without the sharpened sampling of the reduced reference
 (``motion.reduced_sharpen``) for comparison.
 
-``timing``: only the decode times of ``images`` (full decode + resize against direct decodes), a few rounds on each
+``timing``: only the decode times of ``images`` (full decode + resize against direct decodes, and the floor of any
+1/2 head: the entropy decoding and trunk layers with a head that costs nothing), a few rounds on each
 held-out 2048x1024 frame; run it alone on a core (``taskset``), as the full bench shares its cores with the coding.
 
 ``sharpen``: how ``motion.reduced_sharpen`` was chosen, on a training sequence. The sequence is coded once; then
@@ -37,11 +38,12 @@ import cv2
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from torch import nn
 
 from bench.eval_cityscapes import DATA
 from bench.results import append
 from codec.coder import ImageCodec, to_image, to_tensor
-from codec.scaled import scaled_size
+from codec.scaled import TRUNK, scaled_size
 from codec.zoo import WEIGHTS_DIR
 from pipeline.datasets import FolderDataset
 from pipeline.frames import Frame
@@ -163,6 +165,32 @@ def _time_decodes(codec: ImageCodec, image: np.ndarray, rounds: int, timings: di
             timings[factor].append(time.perf_counter() - start)
 
 
+class FreeHead(nn.Module):
+    """A 1/2-size head that costs nothing (zeros): what a direct decode takes whatever its head, the entropy
+    decoding and the trunk layers the bits need at any size."""
+
+    trunk, factor = TRUNK, 2
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, state: tuple | None = None,
+                positions: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+        return x.new_zeros(x.shape[0], 3, 2 * x.shape[2], 2 * x.shape[3]), None
+
+
+def _time_floor(codec: ImageCodec, image: np.ndarray, rounds: int) -> list[float]:
+    """Seconds of ``rounds`` 1/2-size decodes of ``image`` (8 iterations) with :class:`FreeHead`."""
+    data, head = codec.compress(image, 8), codec.heads[2]
+    codec.heads[2] = FreeHead()
+    try:
+        seconds = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            codec.decompress(data, scale=0.5)
+            seconds.append(time.perf_counter() - start)
+        return seconds
+    finally:
+        codec.heads[2] = head
+
+
 def _timing_line(timings: dict[int, list[float]]) -> str:
     full_time = float(np.median(timings[1]))
     return (f"Decode time of a 2048x1024 seq0003 frame at 8 iterations (median of {len(timings[1])}, 1 torch "
@@ -177,10 +205,15 @@ def timing(args: argparse.Namespace) -> int:
     codec = ImageCodec.load(args.weights)
     timings: dict[int, list[float]] = {f: [] for f in (1, *SCALES.values())}
     load = os.getloadavg()[0]
+    floor: list[float] = []
     for image in (im for im in held_out_images() if im.shape[1] >= 2048):
         _time_decodes(codec, image, args.rounds, timings)
+        floor += _time_floor(codec, image, args.rounds)
+    share = np.median(floor) / np.median(timings[1])
     append("Multi-resolution decoding: decode time", f"`{args.weights}` and its heads; load average {load:.1f} -> "
-           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n\n" + _timing_line(timings))
+           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n\n" + _timing_line(timings) +
+           f" The floor of any 1/2 head (entropy decoding and the {TRUNK} trunk layers, a head that costs nothing): "
+           f"{np.median(floor):.2f} s ({share:.0%}).")
     return 0
 
 
