@@ -123,7 +123,7 @@ def images(args: argparse.Namespace) -> int:
                     row["saved"][t] += saved / cumulative[t]
                     row["saved_n"][t] += 1
         if image.shape[1] >= 2048:
-            _time_decodes(codec, image, 2, timings)
+            _time_decodes(codec, codec.compress(image, 8), 2, timings)
     count = len(pictures)
     lines = [f"{count} held-out images (KITTI frame1-2, Sintel frames 16-25, seq0003 frames "
              f"{', '.join(map(str, HELD_OUT_CITYSCAPES))}), each coded once at full size, every block for every "
@@ -151,10 +151,9 @@ def images(args: argparse.Namespace) -> int:
     return 0
 
 
-def _time_decodes(codec: ImageCodec, image: np.ndarray, rounds: int, timings: dict[int, list[float]]) -> None:
+def _time_decodes(codec: ImageCodec, data: bytes, rounds: int, timings: dict[int, list[float]]) -> None:
     """Append to ``timings`` the seconds of full decode + resize to 1/2 (key 1) and of each direct decode (key
-    factor) of ``image`` coded for 8 iterations, ``rounds`` times."""
-    data = codec.compress(image, 8)
+    factor) of the stream ``data``, ``rounds`` times."""
     for _ in range(rounds):
         start = time.perf_counter()
         downscale(codec.decompress(data), 2)
@@ -176,9 +175,9 @@ class FreeHead(nn.Module):
         return x.new_zeros(x.shape[0], 3, 2 * x.shape[2], 2 * x.shape[3]), None
 
 
-def _time_floor(codec: ImageCodec, image: np.ndarray, rounds: int) -> list[float]:
-    """Seconds of ``rounds`` 1/2-size decodes of ``image`` (8 iterations) with :class:`FreeHead`."""
-    data, head = codec.compress(image, 8), codec.heads[2]
+def _time_floor(codec: ImageCodec, data: bytes, rounds: int) -> list[float]:
+    """Seconds of ``rounds`` 1/2-size decodes of the stream ``data`` with :class:`FreeHead`."""
+    head = codec.heads[2]
     codec.heads[2] = FreeHead()
     try:
         seconds = []
@@ -207,8 +206,9 @@ def timing(args: argparse.Namespace) -> int:
     load = os.getloadavg()[0]
     floor: list[float] = []
     for image in (im for im in held_out_images() if im.shape[1] >= 2048):
-        _time_decodes(codec, image, args.rounds, timings)
-        floor += _time_floor(codec, image, args.rounds)
+        data = codec.compress(image, 8)
+        _time_decodes(codec, data, args.rounds, timings)
+        floor += _time_floor(codec, data, args.rounds)
     share = np.median(floor) / np.median(timings[1])
     append("Multi-resolution decoding: decode time", f"`{args.weights}` and its heads; load average {load:.1f} -> "
            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n\n" + _timing_line(timings) +

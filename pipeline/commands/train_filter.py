@@ -118,7 +118,7 @@ def main(cfg: DictConfig, args: list[str]) -> int:
     if rc.get("kind") == "comcnn":
         return train_compact_system(cfg)
     data = make_data(cfg)
-    if rc.train.max_minutes == 0:
+    if rc.train.max_minutes is not None and rc.train.max_minutes <= 0:
         log.info("restore.train.max_minutes=0: made the data only (%s)", data)
         return 0
     triples = []
