@@ -109,7 +109,7 @@ class RateLoss(nn.Module):
         ctx = ((prev + 1) * self.n_spatial + ctx_space) * self.n_chan + ctx_chan
         channel = torch.arange(channels, device=b.device)[None, :, None, None].expand_as(ctx)
         c1, c0 = self.cost1[channel, ctx], self.cost0[channel, ctx]
-        cost = (1 + bits) / 2 * c1 + (1 - bits) / 2 * c0
+        cost = ((1 + bits) / 2 * c1 + (1 - bits) / 2 * c0) * b.abs()  # unsent bits (0) cost nothing
         return cost.sum(dim=(1, 2, 3)).mean() / (h * w * 256)
 
 

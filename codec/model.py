@@ -120,8 +120,9 @@ class RNNCodec(nn.Module):
         """(B, 3, H, W) scaled residual -> (B, 32, H/16, W/16) bits in {-1, +1} and the new encoder state.
 
         ``cond`` (B, 3, H, W) in [-0.5, 0.5] is the condition image of a conditional model (else None).
-        ``active`` (H/16, W/16) bool (one image): the blocks coded in this iteration; the recurrent layers are
-        then updated only around them (:mod:`codec.sparse`), and the other blocks' bits are meaningless.
+        ``active`` (H/16, W/16) bool (one image; (B, H/16, W/16) for a batch): the blocks coded in this iteration;
+        the recurrent layers are then updated only around them (:mod:`codec.sparse`), and the other blocks' bits
+        are meaningless.
         """
         self._check_cond(cond, residual)
         state = state or [None] * len(self.enc_rnn)
@@ -143,8 +144,8 @@ class RNNCodec(nn.Module):
         ``cond`` (B, 3, 16h, 16w) in [-0.5, 0.5] is the condition image of a conditional model (else None).
         A ``head`` (:class:`codec.scaled.ScaledHead`) takes over after the first ``head.trunk`` recurrent layers:
         the output is then (B, 3, 16h / f, 16w / f), f = ``head.factor``, and ``cond`` is at that size.
-        ``active`` (h, w) bool (one image): the blocks sent in this iteration (see :meth:`decode_trunk`); the
-        output is meaningful only there.
+        ``active`` (h, w) bool (one image; (B, h, w) for a batch): the blocks sent in this iteration (see
+        :meth:`decode_trunk`); the output is meaningful only there.
         """
         layers = head.trunk if head is not None else len(self.dec_rnn)
         state = state or [None] * layers
@@ -194,24 +195,29 @@ class RNNCodec(nn.Module):
 
     # ---- training ------------------------------------------------------------------------------------
     def forward(self, x: Tensor, iterations: int, cond: Tensor | None = None,
-                bits_out: list[Tensor] | None = None) -> list[Tensor]:
+                bits_out: list[Tensor] | None = None, counts: Tensor | None = None) -> list[Tensor]:
         """Reconstructions after each iteration: ``iterations`` tensors (B, 3, H, W) in [-0.5, 0.5] (unclamped).
 
         ``x`` is (B, 3, H, W) in [-0.5, 0.5] with H and W divisible by 32, ``cond`` the condition image of a
         conditional model, shaped like ``x``. Bits are stochastic in training mode; each iteration's bits
         (B, C, H/16, W/16), straight-through differentiable, are appended to ``bits_out`` when given (rate losses).
+        ``counts`` (B, H/16, W/16) int: each block's iterations, as :meth:`encode` spends them (0: never sent);
+        a block's bits past its count are 0, its reconstruction stays, and the layers update only around the
+        blocks still sent (as the coder runs them). None: every block every iteration.
         """
         _check_input(x)
         enc_state = dec_state = None
-        recon: Tensor | None = None
+        recon = torch.zeros_like(x)
         recons = []
         for t in range(iterations):
-            residual = x if recon is None else x - recon
-            bits, enc_state = self.encode_step(residual * self.gain(t), enc_state, cond)
+            active = None if counts is None else counts > t
+            bits, enc_state = self.encode_step((x - recon) * self.gain(t), enc_state, cond, active)
+            if active is not None:
+                bits = bits * active[:, None].to(bits.dtype)
             if bits_out is not None:
                 bits_out.append(bits)
-            out, dec_state = self.decode_step(bits, dec_state, cond)
-            recon = self.update(t, recon, out)
+            out, dec_state = self.decode_step(bits, dec_state, cond, active=active)
+            recon = self.update(t, recon, out) if active is None else self._masked_update(t, recon, out, active)
             recons.append(recon)
         return recons
 
@@ -320,7 +326,8 @@ class RNNCodec(nn.Module):
         new = self.update(t, recon, out)
         if bool(active.all()):
             return new
-        mask = active[None, None].to(new.dtype).repeat_interleave(block, -2).repeat_interleave(block, -1)
+        mask = active.view(-1, 1, *active.shape[-2:]).to(new.dtype)
+        mask = mask.repeat_interleave(block, -2).repeat_interleave(block, -1)
         return torch.where(mask > 0, new, recon)
 
     def model_id(self) -> bytes:

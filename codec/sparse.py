@@ -24,13 +24,14 @@ DENSE_FRACTION = 0.3  # regions covering more of the image than this run dense c
 
 
 def region(active: Tensor) -> Tensor:
-    """(h, w) bool blocks sent in this iteration -> (h, w) bool blocks whose recurrent layers it updates."""
-    return F.max_pool2d(active[None, None].float(), 3, 1, 1)[0, 0] > 0
+    """([B,] h, w) bool blocks sent in this iteration -> ([B,] h, w) bool blocks whose recurrent layers it updates."""
+    return F.max_pool2d(active.unsqueeze(-3).float(), 3, 1, 1).squeeze(-3) > 0
 
 
 def at_scale(blocks: Tensor, scale: int) -> Tensor:
-    """(h, w) bool blocks -> (h * scale, w * scale) bool positions of a layer with ``scale`` positions per block."""
-    return blocks.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+    """([B,] h, w) bool blocks -> ([B,] h * scale, w * scale) bool positions of a layer with ``scale`` positions
+    per block."""
+    return blocks.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
 
 
 def rows(x: Tensor) -> Tensor:
@@ -63,22 +64,23 @@ def step(cell: nn.Module, x: Tensor, state: tuple | None, positions: Tensor | No
     x (1, Cin, H, W) the input; ``state`` None (first iteration) or what the last step returned: the cell's
     state followed by its output. positions (Ho, Wo) bool at the cell's output size, or None for all.
     -> (output (1, Cout, Ho, Wo), new state): outside ``positions`` the old state and output (zero at first).
+    A batch (B, Cin, H, W) takes positions (B, Ho, Wo), one mask per image (training), and runs dense.
     """
     cell_state = None if state is None else state[:-1]
     if positions is None or bool(positions.all()):
         out, new = cell(x, cell_state)
         return out, (*new, out)
     if state is None:  # nothing computed yet: frozen positions hold zeros
-        zeros = x.new_zeros(1, cell.hidden, *positions.shape)
+        zeros = x.new_zeros(x.shape[0], cell.hidden, *positions.shape[-2:])
         cell_state = (zeros, zeros) if isinstance(cell, ConvLSTMCell) else (zeros,)
         out_before = zeros
     else:
         out_before = state[-1]
     if not bool(positions.any()):
         return out_before, (*cell_state, out_before)
-    if positions.float().mean() > DENSE_FRACTION:
+    if positions.dim() == 3 or positions.float().mean() > DENSE_FRACTION:
         out, new = cell(x, cell_state)
-        keep = positions[None, None]
+        keep = positions.view(-1, 1, *positions.shape[-2:])
         out = torch.where(keep, out, out_before)
         return out, (*(torch.where(keep, a, b) for a, b in zip(new, cell_state, strict=True)), out)
     index = positions.reshape(-1).nonzero()[:, 0]

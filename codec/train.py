@@ -46,6 +46,7 @@ class TrainConfig:
     # (frame - prediction) * residual_gain (conditional models also see the prediction) and the losses
     # compare prediction + decoded residual with the frame. None: plain images.
     residual_gain: float | None
+    block_masks: float  # residual training: share of crops coded as the coder codes P-frames (block_counts)
 
 
 def progress(cfg: TrainConfig, step: int, seconds: float) -> float:
@@ -159,9 +160,28 @@ def _reconstruct(model: RNNCodec, target: torch.Tensor, cfg: TrainConfig,
     frame, prediction = target[:, :, :3].flatten(0, 1), target[:, :, 3:].flatten(0, 1)
     x = ((frame - prediction) * cfg.residual_gain).clamp(-0.5, 0.5)
     cond = prediction - 0.5 if model.config.condition else None
-    recons = model(x, cfg.iterations, cond, bits)
+    counts = block_counts(x, cfg.iterations, cfg.block_masks) if cfg.block_masks > 0 else None
+    recons = model(x, cfg.iterations, cond, bits, counts)
     return ([(prediction + r.float() / cfg.residual_gain).unflatten(0, (b, t)) for r in recons],
             frame.unflatten(0, (b, t)))
+
+
+def block_counts(x: torch.Tensor, iterations: int, share: float, max_skip: float = 0.9) -> torch.Tensor:
+    """(B, 3, H, W) scaled residuals -> (B, H/16, W/16) int64 iterations per 16x16 block, as the video coder's
+    rate control spends them on P-frames (:meth:`codec.model.RNNCodec.forward`'s ``counts``).
+
+    In a random ``share`` of the images the blocks of least residual energy, a random 0..``max_skip`` of them, get
+    none (the coder sends nothing for 76-97 % of P-frame blocks) and every other block stops after a random 1 ..
+    ``iterations``; the rest code every block every iteration. Trained only densely, the model never sees a
+    block whose neighbours send nothing, which is most coded blocks of a P-frame.
+    """
+    b, _, height, width = x.shape
+    energy = x.detach().float().abs().unflatten(2, (height // 16, 16)).unflatten(4, (width // 16, 16)).mean((1, 3, 5))
+    counts = torch.randint(1, iterations + 1, energy.shape, device=x.device)
+    ranks = energy.flatten(1).argsort(1).argsort(1).view_as(energy)  # 0 = least energy
+    skipped = ranks < (torch.rand(b, 1, 1, device=x.device) * max_skip * ranks[0].numel()).floor()
+    masked = torch.rand(b, 1, 1, device=x.device) < share
+    return torch.where(masked, counts.masked_fill(skipped, 0), iterations)
 
 
 def _init_model(init: str | Path, model_config: ModelConfig, device: torch.device) -> RNNCodec:

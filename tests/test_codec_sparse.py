@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from codec import sparse
 from codec.layers import make_cell
-from codec.model import RNNCodec
+from codec.model import Codes, RNNCodec
 from codec.precision import compute_precision
 
 
@@ -95,3 +95,29 @@ def test_sparse_iterations_decode_exactly_what_the_encoder_reconstructed(precisi
     assert calls and max(calls) <= sparse.DENSE_FRACTION  # the gathered path ran
     assert codes.counts.max() == 4 and (codes.counts == 0).sum() > 0
     assert torch.equal(decoded, codes.recon)
+
+
+def test_training_with_block_counts_is_what_the_decoder_runs() -> None:
+    """``forward(counts=...)`` (dense, one mask per image of the batch) trains the model as the coder runs it:
+    unsent bits are 0, finished blocks keep their reconstruction, and :meth:`decode` of those bits and counts
+    (sparse, one image) gives the same reconstruction; counts of every iteration are the plain forward exactly."""
+    torch.manual_seed(4)
+    model = RNNCodec(width=0.125).eval()
+    x = (torch.rand(2, 3, 64, 96) - 0.5) * 0.5
+    counts = torch.tensor([[[3, 0, 0, 2, 0, 1], [0, 0, 1, 0, 0, 0], [0, 3, 0, 0, 0, 0], [0, 0, 0, 0, 2, 0]],
+                           [[3] * 6, [3, 2, 1, 0, 1, 2], [0] * 6, [1] * 6]])
+    bits: list[torch.Tensor] = []
+    with torch.no_grad():
+        recons = model(x, 3, bits_out=bits, counts=counts)
+        assert all(torch.equal(a, b) for a, b in zip(model(x, 3), model(x, 3, counts=torch.full_like(counts, 3)),
+                                                        strict=True))
+    for t, b in enumerate(bits):
+        assert torch.equal(b.abs(), (counts > t)[:, None].expand_as(b).float())
+    finished = (counts == 1).repeat_interleave(16, -2).repeat_interleave(16, -1)[:, None].expand_as(recons[0])
+    assert torch.equal(recons[2][finished], recons[0][finished])
+    never = (counts == 0).repeat_interleave(16, -2).repeat_interleave(16, -1)[:, None].expand_as(recons[0])
+    assert bool((recons[2][never] == 0).all())
+    for i in range(2):
+        codes = Codes(bits=torch.stack([b[i] for b in bits]).to(torch.int8).numpy(),
+                      counts=counts[i].to(torch.uint8).numpy(), height=64, width=96, recon=None)
+        assert torch.allclose(model.decode(codes), recons[-1][i : i + 1].clamp(-0.5, 0.5), atol=1e-5)

@@ -89,21 +89,21 @@ def test_bf16_training_runs_the_network_in_bf16_and_auto_keeps_fp32_on_a_cpu(tmp
     from codec import train as training
     from codec.model import ModelConfig
 
-    seen = []  # the dtype each step's last reconstruction leaves the network in
-    forward = RNNCodec.forward
+    seen = []  # the dtype each step's last decoder output leaves the network in
+    decode_step = RNNCodec.decode_step
 
     def recording(self, *args, **kwargs):
-        recons = forward(self, *args, **kwargs)
-        seen.append(recons[-1].dtype)
-        return recons
+        out, state = decode_step(self, *args, **kwargs)
+        seen.append(out.dtype)
+        return out, state
 
-    monkeypatch.setattr(RNNCodec, "forward", recording)
+    monkeypatch.setattr(RNNCodec, "decode_step", recording)
     frame = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
     for precision in ("auto", "bf16"):
         cfg = train_config(steps=1, batch=1, crop=32, iterations=2, threads=1, device="cpu", precision=precision)
         training.train(ModelConfig(width=0.0625), [("l1", L1Loss(), 1.0)], CropSource([frame]), cfg,
                        tmp_path / precision)
-    assert seen == [torch.float32, torch.bfloat16]
+    assert seen == [torch.float32] * 2 + [torch.bfloat16] * 2  # two iterations each
     assert training.training_precision("auto", torch.device("cuda")) == "bf16"
     with pytest.raises(ValueError, match="train.precision='fp16'"):
         training.training_precision("fp16", torch.device("cpu"))
@@ -219,6 +219,25 @@ def test_conditional_model_starts_as_the_unconditional_one_and_trains_on_pairs(t
     assert trained.config.condition and float(trained.enc_cond.weight.detach().abs().sum()) > 0
 
 
+def test_block_counts_skip_the_quiet_blocks_and_stop_the_others_at_random() -> None:
+    from codec.train import block_counts
+
+    torch.manual_seed(5)
+    x = torch.zeros(64, 3, 64, 64)
+    x[:, :, :, 32:] = 0.3  # the right half of every image holds all the residual energy
+    counts = block_counts(x, 6, share=0.5)
+    assert counts.shape == (64, 4, 4) and int(counts.min()) >= 0 and int(counts.max()) == 6
+    masked = (counts < 6).flatten(1).any(1)
+    assert 16 < int(masked.sum()) < 48  # about half the images
+    assert bool((counts[~masked] == 6).all())  # the others: every block, every iteration
+    skipped = (counts[masked] == 0).flatten(1, 2)  # (images, 4 x 4), the quiet blocks in columns 0 and 1
+    quiet = torch.arange(16) % 4 < 2
+    assert bool(skipped.any()) and not bool(skipped.all(1).any())  # up to 90 % skipped
+    assert bool(skipped[:, quiet].all(1)[skipped[:, ~quiet].any(1)].all())  # the quiet ones first
+    assert len(counts[masked][counts[masked] > 0].unique()) == 6  # the others stop after 1..6
+    assert bool((block_counts(x, 6, share=0.0) == 6).all())
+
+
 def test_rate_loss_prices_bits_by_their_context(tmp_path: Path) -> None:
     from safetensors.numpy import save_file
 
@@ -235,6 +254,9 @@ def test_rate_loss_prices_bits_by_their_context(tmp_path: Path) -> None:
     assert float(loss(-torch.ones(2, 32, 4, 4), None)) == pytest.approx(32 * 2 / 256, rel=1e-5)
     (grad,) = torch.autograd.grad(bpp, ones)
     assert bool((grad < 0).all())  # raising a bit towards the expected +1 lowers the rate
+    half_sent = torch.ones(2, 32, 4, 4)
+    half_sent[..., 2:] = 0  # unsent blocks (their bits 0) cost nothing
+    assert float(loss(half_sent, None)) == pytest.approx(float(bpp.detach()) / 2, rel=1e-5)
     recons = [torch.rand(2, 1, 3, 64, 64)]
     with pytest.raises(ValueError, match="needs the model's bits"):
         weighted_total([("rate", loss, 1.0)], recons, recons[0], None, None)
