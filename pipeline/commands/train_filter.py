@@ -28,6 +28,7 @@ from codec.comcnn import ComCNNConfig, compact_frame, load_system, save_system, 
 from codec.comcnn_train import train_comcnn
 from codec.restoration import RestorationConfig, load_restoration, save_restoration
 from codec.restoration_train import FitConfig, Triple, train_restoration
+from codec.train import progress
 from pipeline.datasets import FolderDataset, VideoDataset
 
 log = logging.getLogger("drivecodec.train_filter")
@@ -118,7 +119,7 @@ def main(cfg: DictConfig, args: list[str]) -> int:
     if rc.get("kind") == "comcnn":
         return train_compact_system(cfg)
     data = make_data(cfg)
-    if rc.train.max_minutes is not None and rc.train.max_minutes <= 0:
+    if progress(rc.train, 0, 0.0) >= 1.0:  # the training schedule's own rule: no budget left
         log.info("restore.train.max_minutes=0: made the data only (%s)", data)
         return 0
     triples = []
